@@ -1,0 +1,170 @@
+//! inlet's configuration: one YAML format for the whole suite.
+//!
+//! Loading runs in phases, each reporting every problem it finds with the key
+//! path, line and column: YAML syntax and `${ENV}` interpolation
+//! ([`yaml`]), structure against the schema derived from the typed structs
+//! ([`schema_check`]: unknown keys, wrong types, missing fields), typed
+//! deserialisation, then semantic checks that need no network or files
+//! ([`validate`]).
+
+pub mod error;
+pub mod model;
+pub mod reference;
+pub mod schema_check;
+pub mod validate;
+pub mod yaml;
+
+use std::path::Path;
+
+pub use error::{ConfigError, ConfigErrors, LoadError, Span};
+pub use model::*;
+use yaml::{Node, PathSegment};
+
+/// The JSON Schema of [`Config`], as used for structural validation.
+pub fn json_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(Config)).expect("schema serialises")
+}
+
+/// Loads and validates a configuration file, expanding `${ENV}` from the
+/// process environment.
+pub fn load(path: &Path) -> Result<Config, LoadError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| LoadError::Read { path: path.display().to_string(), source })?;
+    Ok(parse(&path.display().to_string(), &text, &|name| std::env::var(name).ok())?)
+}
+
+/// Parses and validates configuration text. `source_name` is used in error
+/// messages; `env` resolves `${NAME}` references.
+pub fn parse(
+    source_name: &str,
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigErrors> {
+    let fail = |errors| ConfigErrors::new(source_name, errors);
+    let root = Node::parse(text, env).map_err(fail)?;
+    let json = root.to_json();
+
+    let violations = schema_check::check(&json_schema(), &json);
+    if !violations.is_empty() {
+        let errors = violations
+            .into_iter()
+            .map(|v| {
+                let span = root.locate(&v.path, v.at_key);
+                ConfigError::new(v.path, Some(span), v.message)
+            })
+            .collect();
+        return Err(fail(errors));
+    }
+
+    let config: Config = serde_path_to_error::deserialize(&json).map_err(|e| {
+        let path = serde_path(e.path());
+        let span = root.locate(&path, false);
+        fail(vec![ConfigError::new(path, Some(span), e.into_inner().to_string())])
+    })?;
+
+    let problems = validate::check(&config);
+    if !problems.is_empty() {
+        let errors = problems
+            .into_iter()
+            .map(|(path, message)| {
+                let span = root.locate(&path, false);
+                ConfigError::new(path, Some(span), message)
+            })
+            .collect();
+        return Err(fail(errors));
+    }
+    Ok(config)
+}
+
+fn serde_path(path: &serde_path_to_error::Path) -> Vec<PathSegment> {
+    path.iter()
+        .filter_map(|seg| match seg {
+            serde_path_to_error::Segment::Seq { index } => Some(PathSegment::Index(*index)),
+            serde_path_to_error::Segment::Map { key } => Some(PathSegment::Key(key.clone())),
+            serde_path_to_error::Segment::Enum { variant } => Some(PathSegment::Key(variant.clone())),
+            serde_path_to_error::Segment::Unknown => None,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(_: &str) -> Option<String> {
+        None
+    }
+
+    const GOOD: &str = r#"
+storage:
+  warehouse: /tmp/wh
+kafka:
+  brokers: 127.0.0.1:9092
+pipelines:
+  - name: events
+    source:
+      topics: [events]
+    table:
+      name: events
+      event_time:
+        field: ts
+        partitions:
+          - {column: dt, format: "%Y-%m-%d"}
+"#;
+
+    #[test]
+    fn good_config_loads() {
+        let c = parse("inlet.yaml", GOOD, &env).unwrap();
+        assert_eq!(c.pipelines[0].table.database, "default");
+        assert_eq!(c.pipelines[0].flush.max_rows, 1_000_000);
+    }
+
+    #[test]
+    fn three_errors_in_one_run_each_located() {
+        let text = r#"storage:
+  warehouse: /tmp/wh
+pipelines:
+  - name: events
+    source:
+      topics: [events]
+      brokers: localhost:9092
+    table:
+      nmae: events
+    flush:
+      max_rows: lots
+"#;
+        let errs = parse("inlet.yaml", text, &env).unwrap_err();
+        let shown = errs.to_string();
+        assert_eq!(errs.errors.len(), 3, "{shown}");
+        assert!(shown.contains("inlet.yaml:8:5: pipelines[0].table: missing field `name`"), "{shown}");
+        assert!(shown.contains("inlet.yaml:9:7: pipelines[0].table.nmae: unknown field `nmae` (did you mean `name`?)"), "{shown}");
+        assert!(shown.contains("inlet.yaml:11:17: pipelines[0].flush.max_rows: expected an integer, found a string \"lots\""), "{shown}");
+    }
+
+    #[test]
+    fn tagged_enum_errors_speak_about_the_variant() {
+        let text = "storage: {warehouse: /x}\nkafka: {brokers: b:1}\npipelines:\n  - name: p\n    source: {topics: [t]}\n    table: {name: t}\n    format:\n      type: avro_file\n      schema_fil: x.avsc\n";
+        let errs = parse("c.yaml", text, &env).unwrap_err().to_string();
+        assert!(errs.contains("c.yaml:9:7: pipelines[0].format.schema_fil: unknown field `schema_fil` (did you mean `schema_file`?)"), "{errs}");
+        assert!(errs.contains("missing field `schema_file`"), "{errs}");
+    }
+
+    #[test]
+    fn semantic_errors_are_located() {
+        let text = "storage: {warehouse: /x}\npipelines:\n  - name: p\n    source: {topics: [t], topic_pattern: 'x('}\n    table:\n      name: t\n      event_time: {field: ts, time_zone: Mars/Olympus, partitions: [{column: dt, format: '%Q'}]}\n";
+        let errs = parse("c.yaml", text, &env).unwrap_err();
+        let shown = errs.to_string();
+        assert!(shown.contains("pipelines[0].source.brokers"), "{shown}");
+        assert!(shown.contains("c.yaml:4:13: pipelines[0].source: set either `topics` or `topic_pattern`"), "{shown}");
+        assert!(shown.contains("pipelines[0].source.topic_pattern: invalid regular expression"), "{shown}");
+        assert!(shown.contains("pipelines[0].table.event_time.time_zone: unknown time zone `Mars/Olympus`"), "{shown}");
+        assert!(shown.contains("pipelines[0].table.event_time.partitions[0].format"), "{shown}");
+    }
+
+    #[test]
+    fn yaml_syntax_error_is_located() {
+        let errs = parse("c.yaml", "storage:\n  warehouse: [unclosed\n", &env).unwrap_err();
+        assert!(errs.errors[0].span.is_some());
+        assert!(errs.to_string().contains("invalid YAML"), "{errs}");
+    }
+}

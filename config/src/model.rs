@@ -1,0 +1,505 @@
+//! The typed configuration of the whole suite. The doc comments here are the
+//! reference: `docs/configuration.md` is generated from them
+//! (`inlet config reference`) and a test keeps the two in step.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// An inlet configuration file.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where tables live and how to reach that storage.
+    pub storage: StorageConfig,
+    /// The metastore that holds the catalog. Optional until a metastore is
+    /// deployed; pipelines name their database and table regardless.
+    #[serde(default)]
+    pub catalog: Option<CatalogConfig>,
+    /// Process-wide settings of `inlet ingest`.
+    #[serde(default)]
+    pub ingest: IngestConfig,
+    /// Defaults shared by every pipeline's Kafka source.
+    #[serde(default)]
+    pub kafka: KafkaDefaults,
+    /// Ingestion pipelines: each reads topics into one table.
+    #[serde(default)]
+    pub pipelines: Vec<PipelineConfig>,
+}
+
+/// Warehouse storage.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Root of the warehouse: a local path (`./warehouse`, `/data/wh`,
+    /// `file:///data/wh`), `s3://bucket/prefix`, or `hdfs://namenode:port/path`
+    /// (HDFS needs a build with the `hdfs` feature). Tables without an explicit
+    /// location live at `<warehouse>/<database>.db/<table>`.
+    pub warehouse: String,
+    /// S3 and S3-compatible stores (MinIO, Ceph, moto...).
+    #[serde(default)]
+    pub s3: Option<S3Config>,
+    /// Extra storage options passed through to the storage backend
+    /// (delta-rs / OpenDAL option names).
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+}
+
+/// S3 credentials and endpoint. Credentials left out are taken from the
+/// usual AWS environment variables and instance profiles.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    /// Endpoint URL for S3-compatible stores, e.g. `http://127.0.0.1:9000`.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// Region; `us-east-1` when not set.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Access key id; use `${AWS_ACCESS_KEY_ID}` rather than a literal.
+    #[serde(default)]
+    pub access_key_id: Option<String>,
+    /// Secret access key; use `${AWS_SECRET_ACCESS_KEY}` rather than a literal.
+    #[serde(default)]
+    pub secret_access_key: Option<String>,
+    /// Session token for temporary credentials.
+    #[serde(default)]
+    pub session_token: Option<String>,
+    /// Address buckets as `endpoint/bucket` (needed by most S3-compatible
+    /// stores) instead of `bucket.endpoint`.
+    #[serde(default = "yes")]
+    pub path_style: bool,
+}
+
+impl Default for S3Config {
+    fn default() -> Self {
+        Self { endpoint: None, region: None, access_key_id: None, secret_access_key: None, session_token: None, path_style: true }
+    }
+}
+
+/// Metastore connection.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogConfig {
+    /// Database URL of the catalog store: `sqlite:///path/to/metastore.db`,
+    /// `mysql://user:password@host:3306/db` (MySQL, MariaDB and TiDB).
+    pub database_url: String,
+    /// Apply pending schema migrations when a service starts.
+    #[serde(default = "yes")]
+    pub migrate_on_start: bool,
+}
+
+/// Process-wide settings of `inlet ingest`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IngestConfig {
+    /// Memory budget for buffered messages of all pipelines of the process.
+    /// When it is reached, consumption pauses until buffers are flushed.
+    #[serde(default = "default_memory_budget")]
+    pub memory_budget_bytes: u64,
+    /// Address of the Prometheus `/metrics` and `/health` endpoint, e.g.
+    /// `0.0.0.0:9464`. No endpoint when not set.
+    #[serde(default)]
+    pub metrics_listen: Option<String>,
+    /// On SIGTERM/SIGINT, how long buffered data may take to be flushed and
+    /// committed before the process exits anyway (uncommitted data is then
+    /// re-read from Kafka on the next start, never lost).
+    #[serde(default = "default_shutdown_deadline")]
+    pub shutdown_deadline_secs: u64,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            memory_budget_bytes: default_memory_budget(),
+            metrics_listen: None,
+            shutdown_deadline_secs: default_shutdown_deadline(),
+        }
+    }
+}
+
+/// Kafka settings shared by all pipelines; a pipeline's own `source` keys win.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaDefaults {
+    /// Bootstrap servers, `host:port[,host:port...]`.
+    #[serde(default)]
+    pub brokers: Option<String>,
+    /// librdkafka consumer properties (security.protocol, sasl.*, ssl.*,
+    /// session.timeout.ms, partition.assignment.strategy...).
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+}
+
+/// One ingestion pipeline: topics in, one table out.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// Unique name; part of the exactly-once transaction ids stored in the
+    /// table, so renaming a pipeline restarts it from `source.start_offset`.
+    pub name: String,
+    /// Where messages come from.
+    pub source: SourceConfig,
+    /// How message bytes become rows.
+    #[serde(default)]
+    pub format: FormatConfig,
+    /// The table schema and how it evolves.
+    #[serde(default)]
+    pub schema: SchemaConfig,
+    /// Kafka metadata columns added to every row.
+    #[serde(default)]
+    pub metadata_columns: MetadataColumns,
+    /// The destination table.
+    pub table: TableConfig,
+    /// When buffered rows are written and committed.
+    #[serde(default)]
+    pub flush: FlushConfig,
+    /// What happens to messages that cannot be written.
+    #[serde(default)]
+    pub dead_letter: DeadLetterConfig,
+}
+
+/// A Kafka source.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// Bootstrap servers; defaults to `kafka.brokers`.
+    #[serde(default)]
+    pub brokers: Option<String>,
+    /// Topic names to read.
+    #[serde(default)]
+    pub topics: Vec<String>,
+    /// A regular expression selecting topics (matched against the whole
+    /// name); topics created later are picked up.
+    #[serde(default)]
+    pub topic_pattern: Option<String>,
+    /// Consumer group; processes with the same group share the partitions.
+    /// Defaults to `inlet-<pipeline name>`.
+    #[serde(default)]
+    pub group_id: Option<String>,
+    /// Where to start partitions that the table holds no progress for.
+    #[serde(default)]
+    pub start_offset: StartOffset,
+    /// What to do when the next offset to read was already deleted by the
+    /// topic's retention: `fail` (default, naming the gap) or `skip` to the
+    /// earliest offset still available.
+    #[serde(default)]
+    pub on_offset_gap: OffsetGapPolicy,
+    /// librdkafka consumer properties, merged over `kafka.properties`.
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+}
+
+/// Starting position for partitions without committed progress in the table.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum StartOffset {
+    /// The oldest offset retained by the topic.
+    #[default]
+    Earliest,
+    /// Only messages produced after the pipeline first starts.
+    Latest,
+    /// Explicit offsets: `{partitions: {"topic": {"0": 1200, "1": 900}}}`;
+    /// partitions not listed start at the earliest offset.
+    Partitions(BTreeMap<String, BTreeMap<String, i64>>),
+}
+
+/// Policy for offsets that retention already deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OffsetGapPolicy {
+    #[default]
+    Fail,
+    Skip,
+}
+
+/// Message format.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum FormatConfig {
+    /// One JSON object per message, decoded straight into Arrow.
+    #[default]
+    Json,
+    /// Avro with the Confluent wire format (magic byte, schema id) and a
+    /// schema registry.
+    AvroRegistry {
+        /// Schema registry URL, e.g. `http://registry:8081`.
+        url: String,
+        /// Basic-auth user.
+        #[serde(default)]
+        username: Option<String>,
+        /// Basic-auth password.
+        #[serde(default)]
+        password: Option<String>,
+        /// Subject whose latest schema defines the table when
+        /// `schema.source` is `registry`; defaults to `<first topic>-value`.
+        #[serde(default)]
+        subject: Option<String>,
+    },
+    /// Avro binary without framing, with the writer schema in a file.
+    AvroFile {
+        /// Path of the `.avsc` schema file.
+        schema_file: String,
+    },
+    /// The message value as a UTF-8 string in column `value`.
+    String,
+    /// The message value as bytes in column `value`.
+    Bytes,
+}
+
+/// Table schema.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SchemaConfig {
+    /// Where the schema of a new table comes from: `infer` from the first
+    /// batch (default), `fields` listed below, or `registry`/the Avro file.
+    #[serde(default)]
+    pub source: SchemaSource,
+    /// Columns, for `source: fields`.
+    #[serde(default)]
+    pub fields: Vec<FieldConfig>,
+    /// Fields that are not in the table: `add_columns` (default; new
+    /// nullable columns, on partitioned tables too), `ignore`, or
+    /// `dead_letter` the message.
+    #[serde(default)]
+    pub on_new_fields: NewFieldPolicy,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SchemaSource {
+    #[default]
+    Infer,
+    Fields,
+    Registry,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NewFieldPolicy {
+    #[default]
+    AddColumns,
+    Ignore,
+    DeadLetter,
+}
+
+/// One column.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FieldConfig {
+    pub name: String,
+    /// `string`, `long`, `int`, `short`, `byte`, `double`, `float`,
+    /// `boolean`, `binary`, `date`, `timestamp` (UTC, microseconds), or
+    /// `decimal(p,s)`.
+    #[serde(rename = "type")]
+    pub data_type: String,
+    /// Whether the column may be null. A message missing a non-nullable
+    /// field goes to the dead-letter table.
+    #[serde(default = "yes")]
+    pub nullable: bool,
+}
+
+/// Kafka metadata columns; each is added under the given column name.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MetadataColumns {
+    /// Column for the topic name (string).
+    #[serde(default)]
+    pub topic: Option<String>,
+    /// Column for the Kafka partition (int).
+    #[serde(default)]
+    pub partition: Option<String>,
+    /// Column for the offset (long).
+    #[serde(default)]
+    pub offset: Option<String>,
+    /// Column for the message timestamp (timestamp).
+    #[serde(default)]
+    pub timestamp: Option<String>,
+    /// Column for the message key (binary).
+    #[serde(default)]
+    pub key: Option<String>,
+    /// Column for the headers (map of string to binary).
+    #[serde(default)]
+    pub headers: Option<String>,
+}
+
+/// Destination table.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TableConfig {
+    /// Catalog database.
+    #[serde(default = "default_database")]
+    pub database: String,
+    /// Table name.
+    pub name: String,
+    /// Explicit location; defaults to `<warehouse>/<database>.db/<name>`.
+    #[serde(default)]
+    pub location: Option<String>,
+    /// Partition columns taken from the data.
+    #[serde(default)]
+    pub partition_by: Vec<String>,
+    /// Partition columns derived from an event-time field.
+    #[serde(default)]
+    pub event_time: Option<EventTimeConfig>,
+    /// Write a Delta checkpoint every this many commits.
+    #[serde(default = "default_checkpoint_interval")]
+    pub checkpoint_interval_commits: u64,
+    /// How long Delta log entries are kept after a checkpoint covers them.
+    #[serde(default = "default_log_retention")]
+    pub log_retention_hours: u64,
+    /// Extra Delta table properties set when the table is created.
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+}
+
+/// Partitions derived from event time.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EventTimeConfig {
+    /// The field holding the event time.
+    pub field: String,
+    /// How the field is encoded: `auto` (RFC 3339 strings, epoch
+    /// milliseconds as numbers, or timestamps), `rfc3339`, `epoch_seconds`,
+    /// `epoch_millis`, `epoch_micros`.
+    #[serde(default)]
+    pub encoding: TimeEncoding,
+    /// IANA time zone the partition values are computed in, e.g.
+    /// `Asia/Shanghai`.
+    #[serde(default = "default_time_zone")]
+    pub time_zone: String,
+    /// Derived partition columns, each a strftime format of the event time,
+    /// e.g. `{column: dt, format: "%Y-%m-%d"}` and `{column: hour, format: "%H"}`.
+    pub partitions: Vec<DerivedPartition>,
+    /// What to do with a message whose event time is missing or unreadable:
+    /// `dead_letter` (default) or `use_kafka_timestamp`.
+    #[serde(default)]
+    pub on_missing: MissingEventTime,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeEncoding {
+    #[default]
+    Auto,
+    Rfc3339,
+    EpochSeconds,
+    EpochMillis,
+    EpochMicros,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MissingEventTime {
+    #[default]
+    DeadLetter,
+    UseKafkaTimestamp,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DerivedPartition {
+    /// Name of the partition column (a string column).
+    pub column: String,
+    /// strftime format, e.g. `%Y-%m-%d`.
+    pub format: String,
+}
+
+/// Flush policy: buffered rows are written and committed when any limit is hit.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FlushConfig {
+    /// Rows buffered before a commit.
+    #[serde(default = "default_max_rows")]
+    pub max_rows: u64,
+    /// Message bytes buffered before a commit.
+    #[serde(default = "default_max_bytes")]
+    pub max_bytes: u64,
+    /// Allowed latency: the longest a message waits in the buffer before it
+    /// is committed.
+    #[serde(default = "default_max_latency")]
+    pub max_latency_ms: u64,
+    /// Target size of the Parquet files written; larger flushes are split.
+    #[serde(default = "default_target_file_size")]
+    pub target_file_size_bytes: u64,
+}
+
+impl Default for FlushConfig {
+    fn default() -> Self {
+        Self {
+            max_rows: default_max_rows(),
+            max_bytes: default_max_bytes(),
+            max_latency_ms: default_max_latency(),
+            target_file_size_bytes: default_target_file_size(),
+        }
+    }
+}
+
+/// Dead letters.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeadLetterConfig {
+    /// `dead_letter` (default): write bad messages to the dead-letter table;
+    /// `skip`: log and count them; `stop`: stop the pipeline.
+    #[serde(default)]
+    pub policy: DeadLetterPolicy,
+    /// Dead-letter table name, in the pipeline's database; defaults to
+    /// `<table>_dead_letter`.
+    #[serde(default)]
+    pub table: Option<String>,
+    /// Messages larger than this go to the dead-letter table unparsed.
+    #[serde(default = "default_max_message_bytes")]
+    pub max_message_bytes: u64,
+}
+
+impl Default for DeadLetterConfig {
+    fn default() -> Self {
+        Self { policy: DeadLetterPolicy::default(), table: None, max_message_bytes: default_max_message_bytes() }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeadLetterPolicy {
+    #[default]
+    DeadLetter,
+    Skip,
+    Stop,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_memory_budget() -> u64 {
+    512 * 1024 * 1024
+}
+fn default_shutdown_deadline() -> u64 {
+    30
+}
+fn default_database() -> String {
+    "default".to_string()
+}
+fn default_checkpoint_interval() -> u64 {
+    10
+}
+fn default_log_retention() -> u64 {
+    7 * 24
+}
+fn default_time_zone() -> String {
+    "UTC".to_string()
+}
+fn default_max_rows() -> u64 {
+    1_000_000
+}
+fn default_max_bytes() -> u64 {
+    128 * 1024 * 1024
+}
+fn default_max_latency() -> u64 {
+    10_000
+}
+fn default_target_file_size() -> u64 {
+    128 * 1024 * 1024
+}
+fn default_max_message_bytes() -> u64 {
+    1024 * 1024
+}

@@ -1,0 +1,275 @@
+//! Semantic checks of a structurally valid configuration: everything that can
+//! be known without touching the network or the warehouse.
+
+use std::collections::HashSet;
+
+use chrono::format::{Item, StrftimeItems};
+
+use crate::model::*;
+use crate::yaml::PathSegment;
+
+type Problem = (Vec<PathSegment>, String);
+
+fn key(path: &[PathSegment], k: &str) -> Vec<PathSegment> {
+    let mut p = path.to_vec();
+    p.push(PathSegment::Key(k.to_string()));
+    p
+}
+
+fn idx(path: &[PathSegment], i: usize) -> Vec<PathSegment> {
+    let mut p = path.to_vec();
+    p.push(PathSegment::Index(i));
+    p
+}
+
+/// Identifiers as Hive stores them: lower-case letters, digits, underscores.
+pub fn is_identifier(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// A strftime format that chrono can render and that yields a non-empty value.
+pub fn check_strftime(format: &str) -> Result<(), String> {
+    if format.is_empty() {
+        return Err("format is empty".into());
+    }
+    for item in StrftimeItems::new(format) {
+        if let Item::Error = item {
+            return Err(format!("invalid strftime format {format:?}"));
+        }
+    }
+    if format.contains('/') {
+        return Err(format!("format {format:?} would put `/` in a partition value"));
+    }
+    Ok(())
+}
+
+pub fn check(config: &Config) -> Vec<Problem> {
+    let mut out = Vec::new();
+    let root: Vec<PathSegment> = Vec::new();
+
+    let storage = key(&root, "storage");
+    let wh = config.storage.warehouse.trim();
+    if wh.is_empty() {
+        out.push((key(&storage, "warehouse"), "must not be empty".into()));
+    } else if let Some((scheme, _)) = wh.split_once("://") {
+        if !matches!(scheme, "file" | "s3" | "s3a" | "hdfs" | "viewfs") {
+            out.push((key(&storage, "warehouse"), format!("unsupported scheme `{scheme}://`, expected a local path, `file://`, `s3://` or `hdfs://`")));
+        }
+    }
+
+    if let Some(catalog) = &config.catalog {
+        let url = &catalog.database_url;
+        if !(url.starts_with("sqlite:") || url.starts_with("mysql://")) {
+            out.push((key(&key(&root, "catalog"), "database_url"), "expected a `sqlite:` or `mysql://` URL".into()));
+        }
+    }
+
+    if config.ingest.memory_budget_bytes < 1024 * 1024 {
+        out.push((key(&key(&root, "ingest"), "memory_budget_bytes"), "must be at least 1 MiB".into()));
+    }
+
+    let mut names = HashSet::new();
+    let mut tables = HashSet::new();
+    let pipelines = key(&root, "pipelines");
+    for (i, p) in config.pipelines.iter().enumerate() {
+        let at = idx(&pipelines, i);
+        if !names.insert(p.name.as_str()) {
+            out.push((key(&at, "name"), format!("duplicate pipeline name `{}`", p.name)));
+        }
+        if p.name.is_empty() || !p.name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')) {
+            out.push((key(&at, "name"), "use letters, digits, `_`, `-` and `.` only".into()));
+        }
+        check_source(config, p, &key(&at, "source"), &mut out);
+        check_table(p, &key(&at, "table"), &mut out);
+        let table_id = (p.table.database.clone(), p.table.name.clone());
+        if !tables.insert(table_id) {
+            out.push((key(&key(&at, "table"), "name"), format!("table `{}.{}` is already written by another pipeline", p.table.database, p.table.name)));
+        }
+
+        let schema_at = key(&at, "schema");
+        match p.schema.source {
+            SchemaSource::Fields if p.schema.fields.is_empty() => {
+                out.push((key(&schema_at, "fields"), "`source: fields` needs at least one field".into()))
+            }
+            SchemaSource::Registry
+                if !matches!(p.format, FormatConfig::AvroRegistry { .. } | FormatConfig::AvroFile { .. }) =>
+            {
+                out.push((key(&schema_at, "source"), "`registry` needs `format.type: avro_registry` or `avro_file`".into()))
+            }
+            _ => {}
+        }
+        let mut field_names = HashSet::new();
+        for (j, f) in p.schema.fields.iter().enumerate() {
+            let fat = idx(&key(&schema_at, "fields"), j);
+            if !field_names.insert(f.name.as_str()) {
+                out.push((key(&fat, "name"), format!("duplicate field `{}`", f.name)));
+            }
+            if let Err(e) = parse_type_name(&f.data_type) {
+                out.push((key(&fat, "type"), e));
+            }
+        }
+
+        let m = &p.metadata_columns;
+        let mut meta = HashSet::new();
+        for (name, col) in [("topic", &m.topic), ("partition", &m.partition), ("offset", &m.offset), ("timestamp", &m.timestamp), ("key", &m.key), ("headers", &m.headers)] {
+            if let Some(col) = col {
+                let mat = key(&key(&at, "metadata_columns"), name);
+                if col.is_empty() {
+                    out.push((mat, "column name must not be empty".into()));
+                } else if !meta.insert(col.as_str()) {
+                    out.push((mat, format!("column `{col}` is used twice")));
+                } else if field_names.contains(col.as_str()) {
+                    out.push((mat, format!("column `{col}` clashes with a field of `schema.fields`")));
+                }
+            }
+        }
+
+        let flush = key(&at, "flush");
+        for (name, v) in [("max_rows", p.flush.max_rows), ("max_bytes", p.flush.max_bytes), ("max_latency_ms", p.flush.max_latency_ms), ("target_file_size_bytes", p.flush.target_file_size_bytes)] {
+            if v == 0 {
+                out.push((key(&flush, name), "must be greater than 0".into()));
+            }
+        }
+        if p.flush.max_bytes > config.ingest.memory_budget_bytes {
+            out.push((key(&flush, "max_bytes"), format!("is larger than `ingest.memory_budget_bytes` ({}): the buffer could never fill", config.ingest.memory_budget_bytes)));
+        }
+        if let Some(t) = &p.dead_letter.table {
+            if !is_identifier(t) {
+                out.push((key(&key(&at, "dead_letter"), "table"), "use lower-case letters, digits and `_`".into()));
+            } else if *t == p.table.name {
+                out.push((key(&key(&at, "dead_letter"), "table"), "must differ from the pipeline's table".into()));
+            }
+        }
+        if p.dead_letter.max_message_bytes == 0 {
+            out.push((key(&key(&at, "dead_letter"), "max_message_bytes"), "must be greater than 0".into()));
+        }
+        if let FormatConfig::AvroRegistry { url, .. } = &p.format {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                out.push((key(&key(&at, "format"), "url"), "expected an http:// or https:// URL".into()));
+            }
+        }
+    }
+    out
+}
+
+fn check_source(config: &Config, p: &PipelineConfig, at: &[PathSegment], out: &mut Vec<Problem>) {
+    let s = &p.source;
+    if s.brokers.is_none() && config.kafka.brokers.is_none() {
+        out.push((key(at, "brokers"), "no brokers: set `brokers` here or `kafka.brokers`".into()));
+    }
+    match (s.topics.is_empty(), &s.topic_pattern) {
+        (true, None) | (false, Some(_)) => {
+            out.push((at.to_vec(), "set either `topics` or `topic_pattern`".into()))
+        }
+        _ => {}
+    }
+    if let Some(pattern) = &s.topic_pattern {
+        if let Err(e) = regex::Regex::new(pattern) {
+            out.push((key(at, "topic_pattern"), format!("invalid regular expression: {e}")));
+        }
+    }
+    for (j, t) in s.topics.iter().enumerate() {
+        if t.is_empty() || t.len() > 249 || !t.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')) {
+            out.push((idx(&key(at, "topics"), j), format!("`{t}` is not a valid Kafka topic name")));
+        }
+    }
+    if let StartOffset::Partitions(map) = &s.start_offset {
+        for (topic, parts) in map {
+            for (part, offset) in parts {
+                if part.parse::<i32>().map(|p| p < 0).unwrap_or(true) {
+                    out.push((key(&key(&key(at, "start_offset"), "partitions"), topic), format!("`{part}` is not a partition number")));
+                }
+                if *offset < 0 {
+                    out.push((key(&key(&key(at, "start_offset"), "partitions"), topic), format!("offset {offset} of partition {part} is negative")));
+                }
+            }
+        }
+    }
+}
+
+fn check_table(p: &PipelineConfig, at: &[PathSegment], out: &mut Vec<Problem>) {
+    let t = &p.table;
+    if !is_identifier(&t.database) {
+        out.push((key(at, "database"), format!("`{}`: use lower-case letters, digits and `_`", t.database)));
+    }
+    if !is_identifier(&t.name) {
+        out.push((key(at, "name"), format!("`{}`: use lower-case letters, digits and `_`", t.name)));
+    }
+    if t.checkpoint_interval_commits == 0 {
+        out.push((key(at, "checkpoint_interval_commits"), "must be greater than 0".into()));
+    }
+    let mut partition_cols = HashSet::new();
+    for (j, c) in t.partition_by.iter().enumerate() {
+        if !partition_cols.insert(c.as_str()) {
+            out.push((idx(&key(at, "partition_by"), j), format!("`{c}` is listed twice")));
+        }
+    }
+    if let Some(et) = &t.event_time {
+        let eat = key(at, "event_time");
+        if et.time_zone.parse::<chrono_tz::Tz>().is_err() {
+            out.push((key(&eat, "time_zone"), format!("unknown time zone `{}`, expected an IANA name such as `UTC` or `Europe/Berlin`", et.time_zone)));
+        }
+        if et.partitions.is_empty() {
+            out.push((key(&eat, "partitions"), "list at least one derived partition column".into()));
+        }
+        for (j, d) in et.partitions.iter().enumerate() {
+            let dat = idx(&key(&eat, "partitions"), j);
+            if let Err(e) = check_strftime(&d.format) {
+                out.push((key(&dat, "format"), e));
+            }
+            if !partition_cols.insert(d.column.as_str()) {
+                out.push((key(&dat, "column"), format!("`{}` is already a partition column", d.column)));
+            }
+        }
+    }
+}
+
+/// Parses a column type name of `schema.fields[].type`.
+pub fn parse_type_name(name: &str) -> Result<ColumnType, String> {
+    let n = name.trim().to_ascii_lowercase();
+    Ok(match n.as_str() {
+        "string" => ColumnType::String,
+        "long" | "bigint" => ColumnType::Long,
+        "int" | "integer" => ColumnType::Int,
+        "short" | "smallint" => ColumnType::Short,
+        "byte" | "tinyint" => ColumnType::Byte,
+        "double" => ColumnType::Double,
+        "float" => ColumnType::Float,
+        "boolean" | "bool" => ColumnType::Boolean,
+        "binary" => ColumnType::Binary,
+        "date" => ColumnType::Date,
+        "timestamp" => ColumnType::Timestamp,
+        _ => {
+            if let Some(args) = n.strip_prefix("decimal(").and_then(|r| r.strip_suffix(')')) {
+                let (p, s) = args.split_once(',').ok_or_else(|| format!("`{name}`: expected decimal(precision,scale)"))?;
+                let p: u8 = p.trim().parse().map_err(|_| format!("`{name}`: bad precision"))?;
+                let s: i8 = s.trim().parse().map_err(|_| format!("`{name}`: bad scale"))?;
+                if p == 0 || p > 38 || s < 0 || s as u8 > p {
+                    return Err(format!("`{name}`: precision must be 1..=38 and scale 0..=precision"));
+                }
+                ColumnType::Decimal(p, s)
+            } else {
+                return Err(format!("unknown type `{name}`, expected one of string, long, int, short, byte, double, float, boolean, binary, date, timestamp, decimal(p,s)"));
+            }
+        }
+    })
+}
+
+/// A column type named in the configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnType {
+    String,
+    Long,
+    Int,
+    Short,
+    Byte,
+    Double,
+    Float,
+    Boolean,
+    Binary,
+    Date,
+    Timestamp,
+    Decimal(u8, i8),
+}

@@ -1,0 +1,531 @@
+//! One pipeline at run time: a read loop on its own thread (Kafka -> raw
+//! batches) and a write stage on another (decode -> write -> commit), joined
+//! by a channel of at most one waiting batch.
+//!
+//! Exactly once: every batch records, per partition, the progress it expects
+//! the table to hold and the last offset it covers; the commit carries the
+//! latter as `txn` versions and is refused when the former is stale. After a
+//! refusal or a rebalance the loop drops what it buffered and re-reads its
+//! positions from the table.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Headers, Message};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use tokio::runtime::Handle;
+use tracing::{debug, error, info, info_span, warn};
+
+use inlet_config::{Config, OffsetGapPolicy, PipelineConfig};
+
+use crate::buffer::{MemoryBudget, RawBatch, TopicPartition};
+use crate::metrics::{Shutdown, METRICS};
+use crate::source::kafka::{self, AssignmentChange, InletContext};
+use crate::writer::{BatchWriter, WriteError, Written};
+use crate::IngestError;
+
+enum Command {
+    Write(RawBatch),
+    Progress(Vec<TopicPartition>, Sender<Result<HashMap<TopicPartition, Option<i64>>, String>>),
+    Stop,
+}
+
+enum Event {
+    Committed { partitions: Vec<(TopicPartition, i64)>, written: Written },
+    Fenced(String),
+    Discarded,
+    Failed(WriteError),
+}
+
+/// How a pipeline ended.
+#[derive(Debug, Default, Clone)]
+pub struct Summary {
+    pub rows: u64,
+    pub commits: u64,
+    pub dead_letters: u64,
+}
+
+pub struct Options {
+    pub until_caught_up: bool,
+    pub budget: Arc<MemoryBudget>,
+    pub shutdown: Shutdown,
+    pub shutdown_deadline: Duration,
+}
+
+/// Runs one pipeline to completion on the calling (non-async) thread.
+pub fn run(config: Arc<Config>, pipeline: Arc<PipelineConfig>, writer: BatchWriter, handle: Handle, opts: Options) -> Result<Summary, IngestError> {
+    let name = pipeline.name.clone();
+    let _span = info_span!("pipeline", pipeline = %name).entered();
+    let (cmd_tx, cmd_rx) = bounded::<Command>(1);
+    let (ev_tx, ev_rx) = bounded::<Event>(64);
+    let generation = Arc::new(std::sync::atomic::AtomicU64::new(0));
+
+    let writer_thread = {
+        let handle = handle.clone();
+        let budget = opts.budget.clone();
+        let generation = generation.clone();
+        let name = name.clone();
+        std::thread::Builder::new()
+            .name(format!("write-{name}"))
+            .spawn(move || write_loop(writer, cmd_rx, ev_tx, handle, budget, generation))
+            .map_err(|e| IngestError::Pipeline { pipeline: name.clone(), reason: e.to_string() })?
+    };
+
+    let progress_tx = cmd_tx.clone();
+    let progress: Box<kafka::ProgressFn> = Box::new(move |tps: &[TopicPartition]| {
+        let (tx, rx) = bounded(1);
+        progress_tx.send(Command::Progress(tps.to_vec(), tx)).map_err(|_| "write stage has stopped".to_string())?;
+        rx.recv().map_err(|_| "write stage has stopped".to_string())?
+    });
+    let consumer = kafka::consumer(&config, &pipeline, progress).map_err(|e| IngestError::Kafka { pipeline: name.clone(), source: e })?;
+    let mut reader = Reader {
+        pipeline: pipeline.clone(),
+        consumer,
+        cmd_tx,
+        ev_rx,
+        writer_generation: generation,
+        buffer: RawBatch::default(),
+        inflight: 0,
+        summary: Summary::default(),
+        opts,
+        paused: false,
+        high_watermarks: BTreeMap::new(),
+        eof: BTreeMap::new(),
+        assigned_once: false,
+    };
+    METRICS.up.with_label_values(&[&name]).set(1);
+    let result = reader.run();
+    METRICS.up.with_label_values(&[&name]).set(0);
+    let _ = reader.cmd_tx.send(Command::Stop);
+    drop(reader.cmd_tx);
+    reader.consumer.unsubscribe();
+    let _ = writer_thread.join();
+    result.map(|_| reader.summary)
+}
+
+fn write_loop(mut writer: BatchWriter, rx: Receiver<Command>, tx: Sender<Event>, handle: Handle, budget: Arc<MemoryBudget>, generation: Arc<std::sync::atomic::AtomicU64>) {
+    while let Ok(cmd) = rx.recv() {
+        match cmd {
+            Command::Stop => break,
+            Command::Progress(tps, reply) => {
+                let r = handle.block_on(writer.progress(&tps)).map_err(|e| e.to_string());
+                let _ = reply.send(r);
+            }
+            Command::Write(batch) => {
+                let event = if batch.generation != generation.load(Ordering::SeqCst) {
+                    Event::Discarded
+                } else {
+                    match handle.block_on(writer.write(&batch)) {
+                        Ok(written) => Event::Committed { partitions: batch.partitions.iter().map(|p| (p.tp.clone(), p.last)).collect(), written },
+                        Err(WriteError::Fenced(why)) => {
+                            generation.fetch_add(1, Ordering::SeqCst);
+                            Event::Fenced(why)
+                        }
+                        Err(e) => Event::Failed(e),
+                    }
+                };
+                budget.release(batch.charged);
+                METRICS.buffered_bytes.set(budget.used() as i64);
+                let failed = matches!(event, Event::Failed(_));
+                if tx.send(event).is_err() || failed {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+struct Reader {
+    pipeline: Arc<PipelineConfig>,
+    consumer: BaseConsumer<InletContext>,
+    cmd_tx: Sender<Command>,
+    ev_rx: Receiver<Event>,
+    /// Bumped on every reset (rebalance, fencing); the write stage drops
+    /// batches of older generations.
+    writer_generation: Arc<std::sync::atomic::AtomicU64>,
+    buffer: RawBatch,
+    inflight: usize,
+    summary: Summary,
+    opts: Options,
+    paused: bool,
+    /// For `--until-caught-up`: the end of each partition when first assigned.
+    high_watermarks: BTreeMap<TopicPartition, i64>,
+    eof: BTreeMap<TopicPartition, i64>,
+    assigned_once: bool,
+}
+
+impl Reader {
+    fn name(&self) -> &str {
+        &self.pipeline.name
+    }
+
+    fn run(&mut self) -> Result<(), IngestError> {
+        let flush = self.pipeline.flush.clone();
+        let max_latency = Duration::from_millis(flush.max_latency_ms);
+        let max_payload = self.pipeline.dead_letter.max_message_bytes as usize;
+        let want_headers = self.pipeline.metadata_columns.headers.is_some();
+        let name = self.pipeline.name.clone();
+        let mut last_wait_log = Instant::now();
+        loop {
+            self.drain_events()?;
+            self.apply_assignment_changes()?;
+
+            if self.opts.shutdown.load(Ordering::Relaxed) {
+                return self.shutdown();
+            }
+            if self.opts.until_caught_up && self.caught_up() {
+                info!(pipeline = %name, "caught up with the offsets that were the latest at start");
+                return self.shutdown();
+            }
+
+            // Back-pressure: stop fetching while the process is over budget
+            // or the write stage is behind with a full buffer.
+            let buffer_full = self.buffer.len() as u64 >= flush.max_rows || self.buffer.bytes() as u64 >= flush.max_bytes;
+            let over = self.opts.budget.exhausted() || (buffer_full && self.inflight > 0);
+            self.set_paused(over);
+
+            let timeout = match self.buffer.first_received {
+                Some(t) => max_latency.saturating_sub(t.elapsed()).min(Duration::from_millis(100)),
+                None => Duration::from_millis(100),
+            };
+            match self.consumer.poll(timeout) {
+                Some(Ok(msg)) => {
+                    let tp = TopicPartition { topic: Arc::from(msg.topic()), partition: msg.partition() };
+                    let base = {
+                        let a = self.consumer.context().assignment.lock();
+                        match a.owned.get(&tp) {
+                            Some(b) => *b,
+                            None => continue, // a message of a partition we no longer own
+                        }
+                    };
+                    let base = self.batch_base(&tp, base);
+                    let headers: Vec<(&str, Option<&[u8]>)> = if want_headers {
+                        msg.headers().map(|h| h.iter().map(|x| (x.key, x.value)).collect()).unwrap_or_default()
+                    } else {
+                        Vec::new()
+                    };
+                    let before = self.buffer.bytes();
+                    self.buffer.push(&tp, base, msg.offset(), msg.timestamp().to_millis(), msg.payload(), msg.key(), &headers, max_payload);
+                    let added = (self.buffer.bytes() - before) as u64;
+                    self.buffer.charged += added;
+                    self.opts.budget.charge(added);
+                    METRICS.messages.with_label_values(&[&name]).inc();
+                    METRICS.message_bytes.with_label_values(&[&name]).inc_by(msg.payload_len() as u64);
+                }
+                Some(Err(KafkaError::PartitionEOF(p))) => {
+                    if let Ok(pos) = self.consumer.position() {
+                        for e in pos.elements() {
+                            if e.partition() == p {
+                                if let Offset::Offset(o) = e.offset() {
+                                    self.eof.insert(TopicPartition { topic: Arc::from(e.topic()), partition: p }, o);
+                                }
+                            }
+                        }
+                    }
+                }
+                Some(Err(e)) => self.on_consumer_error(e)?,
+                None => {}
+            }
+
+            let due = !self.buffer.is_empty()
+                && (self.buffer.len() as u64 >= flush.max_rows
+                    || self.buffer.bytes() as u64 >= flush.max_bytes
+                    || self.buffer.first_received.is_some_and(|t| t.elapsed() >= max_latency)
+                    || self.opts.budget.exhausted()
+                    || (self.opts.until_caught_up && self.all_read()));
+            if due {
+                self.try_send_buffer();
+            } else if self.buffer.is_empty() && !self.assigned_once && last_wait_log.elapsed() > Duration::from_secs(15) {
+                info!(pipeline = %name, "waiting for a partition assignment from the consumer group");
+                last_wait_log = Instant::now();
+            }
+        }
+    }
+
+    /// The expected progress of `tp` for the batch being built: the last
+    /// offset of the previous batch when there is one in flight.
+    fn batch_base(&self, _tp: &TopicPartition, owned: Option<i64>) -> Option<i64> {
+        owned
+    }
+
+    fn try_send_buffer(&mut self) {
+        if self.buffer.is_empty() {
+            return;
+        }
+        let mut batch = std::mem::take(&mut self.buffer);
+        batch.generation = self.writer_generation.load(Ordering::SeqCst);
+        let advanced: Vec<(TopicPartition, i64)> = batch.partitions.iter().map(|p| (p.tp.clone(), p.last)).collect();
+        match self.cmd_tx.try_send(Command::Write(batch)) {
+            Ok(()) => {
+                self.inflight += 1;
+                // The next batch expects this one to be committed.
+                let mut a = self.consumer.context().assignment.lock();
+                for (tp, last) in advanced {
+                    if let Some(b) = a.owned.get_mut(&tp) {
+                        *b = Some(last);
+                    }
+                }
+            }
+            Err(TrySendError::Full(Command::Write(b))) | Err(TrySendError::Disconnected(Command::Write(b))) => {
+                self.buffer = b;
+            }
+            Err(_) => {}
+        }
+        METRICS.buffered_bytes.set(self.opts.budget.used() as i64);
+    }
+
+    fn set_paused(&mut self, pause: bool) {
+        if pause == self.paused {
+            return;
+        }
+        if let Ok(assignment) = self.consumer.assignment() {
+            let r = if pause { self.consumer.pause(&assignment) } else { self.consumer.resume(&assignment) };
+            if let Err(e) = r {
+                warn!(pipeline = %self.name(), error = %e, "pause/resume failed");
+                return;
+            }
+        }
+        self.paused = pause;
+        METRICS.paused.with_label_values(&[&self.pipeline.name]).set(i64::from(pause));
+        debug!(pipeline = %self.name(), pause, used = self.opts.budget.used(), "back-pressure");
+    }
+
+    fn drain_events(&mut self) -> Result<(), IngestError> {
+        while let Ok(ev) = self.ev_rx.try_recv() {
+            self.inflight = self.inflight.saturating_sub(1);
+            match ev {
+                Event::Committed { partitions, written } => {
+                    self.summary.rows += written.commit.rows as u64;
+                    self.summary.commits += 1;
+                    self.summary.dead_letters += written.dead_letters as u64;
+                    self.commit_to_kafka(&partitions);
+                    crate::metrics::READY.store(true, Ordering::Relaxed);
+                }
+                Event::Discarded => {}
+                Event::Fenced(why) => {
+                    METRICS.fenced.with_label_values(&[&self.pipeline.name]).inc();
+                    warn!(pipeline = %self.name(), %why, "commit fenced: another consumer owns these partitions now; re-reading positions from the table");
+                    self.reset(None)?;
+                }
+                Event::Failed(e) => {
+                    return Err(IngestError::Pipeline { pipeline: self.pipeline.name.clone(), reason: e.to_string() });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn commit_to_kafka(&self, partitions: &[(TopicPartition, i64)]) {
+        let owned = self.consumer.context().assignment.lock().owned.keys().cloned().collect::<Vec<_>>();
+        let mut tpl = TopicPartitionList::new();
+        for (tp, last) in partitions {
+            if owned.contains(tp) {
+                let _ = tpl.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(last + 1));
+            }
+        }
+        if tpl.count() > 0 {
+            if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
+                debug!(pipeline = %self.name(), error = %e, "offset commit to Kafka failed");
+            }
+        }
+    }
+
+    fn apply_assignment_changes(&mut self) -> Result<(), IngestError> {
+        let changes: Vec<AssignmentChange> = std::mem::take(&mut self.consumer.context().assignment.lock().changes);
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let mut fresh = Vec::new();
+        for c in changes {
+            METRICS.rebalances.with_label_values(&[&self.pipeline.name]).inc();
+            match c {
+                AssignmentChange::Failed(reason) => return Err(IngestError::Pipeline { pipeline: self.pipeline.name.clone(), reason }),
+                AssignmentChange::Assigned(tps) => {
+                    self.assigned_once = true;
+                    fresh.extend(tps);
+                }
+                AssignmentChange::Revoked(tps) => {
+                    for tp in &tps {
+                        self.eof.remove(tp);
+                    }
+                }
+            }
+        }
+        // Everything buffered was read under the previous assignment; in-flight
+        // batches were invalidated by the generation bump in the callback.
+        self.reset(Some(&fresh))
+    }
+
+    /// Drops buffered data and re-positions the partitions we keep (those
+    /// not just assigned, which the rebalance callback positioned) at the
+    /// table's progress.
+    fn reset(&mut self, just_assigned: Option<&[TopicPartition]>) -> Result<(), IngestError> {
+        self.writer_generation.fetch_add(1, Ordering::SeqCst);
+        let dropped = std::mem::take(&mut self.buffer);
+        self.opts.budget.release(dropped.charged);
+        let owned: Vec<TopicPartition> = self.consumer.context().assignment.lock().owned.keys().cloned().collect();
+        let retained: Vec<TopicPartition> = owned.iter().filter(|tp| just_assigned.is_none_or(|j| !j.contains(tp))).cloned().collect();
+        if let Some(j) = just_assigned {
+            self.record_high_watermarks(j);
+        }
+        if retained.is_empty() {
+            return Ok(());
+        }
+        let (tx, rx) = bounded(1);
+        self.cmd_tx
+            .send(Command::Progress(retained.clone(), tx))
+            .map_err(|_| IngestError::Pipeline { pipeline: self.pipeline.name.clone(), reason: "write stage stopped".into() })?;
+        // Events may arrive while waiting; they are about the old generation.
+        let progress = loop {
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(p) => break p,
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                    while let Ok(ev) = self.ev_rx.try_recv() {
+                        self.inflight = self.inflight.saturating_sub(1);
+                        if let Event::Failed(e) = ev {
+                            return Err(IngestError::Pipeline { pipeline: self.pipeline.name.clone(), reason: e.to_string() });
+                        }
+                    }
+                }
+                Err(_) => return Err(IngestError::Pipeline { pipeline: self.pipeline.name.clone(), reason: "write stage stopped".into() }),
+            }
+        };
+        let progress = progress.map_err(|reason| IngestError::Pipeline { pipeline: self.pipeline.name.clone(), reason })?;
+        let mut tpl = TopicPartitionList::new();
+        {
+            let mut a = self.consumer.context().assignment.lock();
+            for tp in &retained {
+                let committed = progress.get(tp).copied().flatten();
+                a.owned.insert(tp.clone(), committed);
+                let offset = committed.map(|v| Offset::Offset(v + 1)).unwrap_or(Offset::Beginning);
+                let _ = tpl.add_partition_offset(&tp.topic, tp.partition, offset);
+            }
+        }
+        if let Err(e) = self.consumer.seek_partitions(tpl, Duration::from_secs(10)) {
+            warn!(pipeline = %self.name(), error = %e, "seek after reset failed");
+        }
+        Ok(())
+    }
+
+    fn record_high_watermarks(&mut self, tps: &[TopicPartition]) {
+        if !self.opts.until_caught_up {
+            return;
+        }
+        for tp in tps {
+            if self.high_watermarks.contains_key(tp) {
+                continue;
+            }
+            match self.consumer.fetch_watermarks(&tp.topic, tp.partition, Duration::from_secs(10)) {
+                Ok((_low, high)) => {
+                    self.high_watermarks.insert(tp.clone(), high);
+                }
+                Err(e) => warn!(pipeline = %self.name(), partition = %tp, error = %e, "cannot read the end offset"),
+            }
+        }
+    }
+
+    /// Every owned partition has been read up to its end offset at start.
+    fn all_read(&self) -> bool {
+        let owned: Vec<(TopicPartition, Option<i64>)> = self.consumer.context().assignment.lock().owned.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        !owned.is_empty()
+            && owned.iter().all(|(tp, committed)| {
+                let Some(high) = self.high_watermarks.get(tp) else { return false };
+                committed.is_some_and(|c| c + 1 >= *high) || self.eof.get(tp).is_some_and(|p| p >= high) || *high == 0
+            })
+    }
+
+    fn caught_up(&self) -> bool {
+        self.assigned_once && self.buffer.is_empty() && self.inflight == 0 && self.all_read()
+    }
+
+    fn on_consumer_error(&mut self, e: KafkaError) -> Result<(), IngestError> {
+        let code = e.rdkafka_error_code();
+        if matches!(code, Some(RDKafkaErrorCode::AutoOffsetReset) | Some(RDKafkaErrorCode::OffsetOutOfRange)) {
+            return self.on_offset_gap(e);
+        }
+        match code {
+            Some(RDKafkaErrorCode::UnknownTopicOrPartition) | Some(RDKafkaErrorCode::UnknownTopic) => {
+                warn!(pipeline = %self.name(), error = %e, "subscribed topic does not exist (yet); waiting for it")
+            }
+            _ => warn!(pipeline = %self.name(), error = %e, "consumer error"),
+        }
+        Ok(())
+    }
+
+    /// The next offset to read was deleted by retention.
+    fn on_offset_gap(&mut self, e: KafkaError) -> Result<(), IngestError> {
+        let owned: Vec<(TopicPartition, Option<i64>)> = self.consumer.context().assignment.lock().owned.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        let mut gaps = Vec::new();
+        for (tp, committed) in owned {
+            let next = committed.map(|c| c + 1).unwrap_or(0);
+            if let Ok((low, _high)) = self.consumer.fetch_watermarks(&tp.topic, tp.partition, Duration::from_secs(10)) {
+                if next < low {
+                    gaps.push((tp, next, low));
+                }
+            }
+        }
+        if gaps.is_empty() {
+            warn!(pipeline = %self.name(), error = %e, "offset out of range, but no gap found; retrying");
+            return Ok(());
+        }
+        let described: Vec<String> = gaps.iter().map(|(tp, next, low)| format!("{tp}: next offset {next} was deleted, earliest available is {low} ({} messages lost to retention)", low - next)).collect();
+        match self.pipeline.source.on_offset_gap {
+            OffsetGapPolicy::Fail => Err(IngestError::Pipeline {
+                pipeline: self.pipeline.name.clone(),
+                reason: format!("offsets deleted by retention before they were ingested: {}; set `source.on_offset_gap: skip` to continue from the earliest available offsets", described.join("; ")),
+            }),
+            OffsetGapPolicy::Skip => {
+                let mut tpl = TopicPartitionList::new();
+                for (tp, _, low) in &gaps {
+                    let _ = tpl.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(*low));
+                }
+                error!(pipeline = %self.name(), gaps = %described.join("; "), "skipping offsets deleted by retention");
+                let _ = self.consumer.seek_partitions(tpl, Duration::from_secs(10));
+                Ok(())
+            }
+        }
+    }
+
+    fn shutdown(&mut self) -> Result<(), IngestError> {
+        let deadline = Instant::now() + self.opts.shutdown_deadline;
+        self.set_paused(true);
+        while !self.buffer.is_empty() && Instant::now() < deadline {
+            self.try_send_buffer();
+            if !self.buffer.is_empty() {
+                std::thread::sleep(Duration::from_millis(20));
+                self.drain_events()?;
+                let _ = self.consumer.poll(Duration::from_millis(0));
+            }
+        }
+        while self.inflight > 0 && Instant::now() < deadline {
+            match self.ev_rx.recv_timeout(Duration::from_millis(50)) {
+                Ok(ev) => {
+                    // Put it back through the normal path.
+                    self.inflight = self.inflight.saturating_sub(1);
+                    match ev {
+                        Event::Committed { partitions, written } => {
+                            self.summary.rows += written.commit.rows as u64;
+                            self.summary.commits += 1;
+                            self.summary.dead_letters += written.dead_letters as u64;
+                            self.commit_to_kafka(&partitions);
+                        }
+                        Event::Failed(e) => return Err(IngestError::Pipeline { pipeline: self.pipeline.name.clone(), reason: e.to_string() }),
+                        Event::Fenced(_) | Event::Discarded => {}
+                    }
+                }
+                Err(_) => {
+                    let _ = self.consumer.poll(Duration::from_millis(0));
+                }
+            }
+        }
+        if self.inflight > 0 || !self.buffer.is_empty() {
+            warn!(pipeline = %self.name(), "shutdown deadline passed with data uncommitted; it will be read again on restart");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,3 @@
+//! Where messages come from: Kafka consumer groups.
+
+pub mod kafka;

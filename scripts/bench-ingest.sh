@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Ingest benchmark: inlet against a bare rdkafka consumer on the same topic,
+# in one run, release builds. Prints events/s, MB/s, the ratio, and inlet's
+# peak RSS; then a freshness run (produce -> visible in the table).
+#
+#   scripts/bench-ingest.sh [EVENTS] [FRESHNESS_RATE] [FRESHNESS_SECONDS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N="${1:-2000000}"
+RATE="${2:-15000}"
+SECS="${3:-60}"
+eval "$(scripts/services.sh start)"
+cargo build --release --quiet --bin inlet --example bare_consumer
+T="${CARGO_TARGET_DIR:-target}/release"
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+TOPIC="bench_$(date +%s)"
+
+echo "==> producing $N events (~250 bytes) to $TOPIC (4 partitions)" >&2
+"$T/inlet" sample-events --brokers "$INLET_TEST_BROKERS" --topic "$TOPIC" --partitions 4 --count "$N" >&2
+
+cat > "$WORK/bench.yaml" <<YAML
+storage:
+  warehouse: $WORK/warehouse
+kafka:
+  brokers: $INLET_TEST_BROKERS
+  properties:
+    session.timeout.ms: "6000"
+    heartbeat.interval.ms: "500"
+    max.poll.interval.ms: "60000"
+pipelines:
+  - name: bench
+    source: {topics: [$TOPIC], group_id: "bench-$TOPIC"}
+    table: {database: bench, name: events}
+    flush: {max_rows: 500000, max_latency_ms: 10000}
+YAML
+
+echo "==> bare consumer" >&2
+BARE=$("$T/examples/bare_consumer" "$INLET_TEST_BROKERS" "$TOPIC")
+echo "    $BARE" >&2
+
+echo "==> inlet ingest --until-caught-up" >&2
+START=$(date +%s.%N)
+/usr/bin/time -f "%M" -o "$WORK/rss" "$T/inlet" ingest --config "$WORK/bench.yaml" --until-caught-up 2> "$WORK/inlet.log" || { tail -20 "$WORK/inlet.log"; exit 1; }
+END=$(date +%s.%N)
+ROWS=$(python3 tests/support/delta_read.py "$WORK/warehouse/bench.db/events" | python3 -c 'import json,sys; print(json.load(sys.stdin)["rows"])')
+
+python3 - "$BARE" "$START" "$END" "$(cat "$WORK/rss")" "$ROWS" "$N" <<'PY'
+import json, sys
+bare = json.loads(sys.argv[1]); start, end = float(sys.argv[2]), float(sys.argv[3])
+rss_kib, rows, n = int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+secs = end - start
+mb = bare["bytes"] / 1e6
+b_rate = bare["messages"] / bare["seconds"]
+i_rate = rows / secs
+print(f"events: {n}, rows in table: {rows}, payload {mb:.0f} MB")
+print(f"bare consumer : {bare['seconds']:.2f} s  {b_rate:,.0f} events/s  {mb / bare['seconds']:.1f} MB/s (process start to last message)")
+print(f"inlet ingest  : {secs:.2f} s  {i_rate:,.0f} events/s  {mb / secs:.1f} MB/s  peak RSS {rss_kib / 1024:.0f} MiB")
+print(f"ratio inlet / bare: {i_rate / b_rate:.2f}")
+if rows != n:
+    print(f"ERROR: table has {rows} rows, expected {n}"); sys.exit(1)
+PY
+
+echo "==> freshness: $RATE events/s for $SECS s, allowed latency 2 s" >&2
+FTOPIC="fresh_$(date +%s)"
+"$T/inlet" sample-events --brokers "$INLET_TEST_BROKERS" --topic "$FTOPIC" --partitions 4 --count 0 >&2
+cat > "$WORK/fresh.yaml" <<YAML
+storage:
+  warehouse: $WORK/warehouse
+kafka:
+  brokers: $INLET_TEST_BROKERS
+  properties: {session.timeout.ms: "6000", heartbeat.interval.ms: "500", max.poll.interval.ms: "60000"}
+pipelines:
+  - name: fresh
+    source: {topics: [$FTOPIC], group_id: "fresh-$FTOPIC", start_offset: earliest}
+    metadata_columns: {timestamp: _kafka_timestamp}
+    table: {database: bench, name: fresh}
+    flush: {max_rows: 1000000, max_latency_ms: 2000}
+YAML
+"$T/inlet" ingest --config "$WORK/fresh.yaml" 2> "$WORK/fresh.log" &
+PID=$!
+sleep 5
+"$T/inlet" sample-events --brokers "$INLET_TEST_BROKERS" --topic "$FTOPIC" --count $((RATE * SECS)) --rate "$RATE" >&2
+sleep 5
+kill -TERM $PID; wait $PID || true
+python3 tests/support/freshness.py "$WORK/warehouse/bench.db/fresh"
