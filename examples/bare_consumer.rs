@@ -26,10 +26,13 @@ fn main() {
         .expect("consumer");
     let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).expect("metadata");
     let mut total_end = 0i64;
+    let mut marks = Vec::new();
     for p in md.topics()[0].partitions() {
         let (low, high) = consumer.fetch_watermarks(topic, p.id(), Duration::from_secs(10)).expect("watermarks");
         total_end += high - low;
+        marks.push(format!("[{},{low},{high}]", p.id()));
     }
+    eprintln!("watermarks [partition,low,high]: {}", marks.join(" "));
     consumer.subscribe(&[topic]).expect("subscribe");
     let (mut n, mut bytes) = (0i64, 0u64);
     let mut first: Option<Instant> = None;

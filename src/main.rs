@@ -71,7 +71,7 @@ const EXIT_BAD_CONFIG: u8 = 78;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("INLET_LOG").unwrap_or_else(|_| "info,deltalake=warn".into()))
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("INLET_LOG").unwrap_or_else(|_| "info,deltalake=warn,deltalake_core=warn,buoyant_kernel=warn,opendal=warn".into()))
         .with_writer(std::io::stderr)
         .init();
     match cli.command {

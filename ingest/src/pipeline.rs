@@ -94,8 +94,10 @@ pub fn run(config: Arc<Config>, pipeline: Arc<PipelineConfig>, writer: BatchWrit
         summary: Summary::default(),
         opts,
         paused: false,
-        high_watermarks: BTreeMap::new(),
+        start_marks: None,
         eof: BTreeMap::new(),
+        activity: BTreeMap::new(),
+        others: (HashMap::new(), None),
         assigned_once: false,
     };
     METRICS.up.with_label_values(&[&name]).set(1);
@@ -153,9 +155,16 @@ struct Reader {
     summary: Summary,
     opts: Options,
     paused: bool,
-    /// For `--until-caught-up`: the end of each partition when first assigned.
-    high_watermarks: BTreeMap<TopicPartition, i64>,
+    /// For `--until-caught-up`: (low, high) offsets of every partition of
+    /// the subscribed topics when the pipeline started.
+    start_marks: Option<BTreeMap<TopicPartition, (i64, i64)>>,
+    /// Position at which each owned partition last reported its end.
     eof: BTreeMap<TopicPartition, i64>,
+    /// Next offset to read of each owned partition, and when it last moved.
+    activity: BTreeMap<TopicPartition, (i64, Instant)>,
+    /// Table progress of partitions other group members own, and when it
+    /// was last read.
+    others: (HashMap<TopicPartition, Option<i64>>, Option<Instant>),
     assigned_once: bool,
 }
 
@@ -171,6 +180,9 @@ impl Reader {
         let want_headers = self.pipeline.metadata_columns.headers.is_some();
         let name = self.pipeline.name.clone();
         let mut last_wait_log = Instant::now();
+        if self.opts.until_caught_up {
+            self.start_marks = Some(self.subscription_marks());
+        }
         loop {
             self.drain_events()?;
             self.apply_assignment_changes()?;
@@ -204,6 +216,10 @@ impl Reader {
                         }
                     };
                     let base = self.batch_base(&tp, base);
+                    self.eof.remove(&tp);
+                    if self.start_marks.is_some() {
+                        self.activity.insert(tp.clone(), (msg.offset() + 1, Instant::now()));
+                    }
                     let headers: Vec<(&str, Option<&[u8]>)> = if want_headers {
                         msg.headers().map(|h| h.iter().map(|x| (x.key, x.value)).collect()).unwrap_or_default()
                     } else {
@@ -347,6 +363,11 @@ impl Reader {
                 AssignmentChange::Failed(reason) => return Err(IngestError::Pipeline { pipeline: self.pipeline.name.clone(), reason }),
                 AssignmentChange::Assigned(tps) => {
                     self.assigned_once = true;
+                    let owned = self.consumer.context().assignment.lock().owned.clone();
+                    for tp in &tps {
+                        let next = owned.get(tp).copied().flatten().map(|c| c + 1).unwrap_or(-1);
+                        self.activity.insert(tp.clone(), (next, Instant::now()));
+                    }
                     fresh.extend(tps);
                 }
                 AssignmentChange::Revoked(tps) => {
@@ -370,9 +391,6 @@ impl Reader {
         self.opts.budget.release(dropped.charged);
         let owned: Vec<TopicPartition> = self.consumer.context().assignment.lock().owned.keys().cloned().collect();
         let retained: Vec<TopicPartition> = owned.iter().filter(|tp| just_assigned.is_none_or(|j| !j.contains(tp))).cloned().collect();
-        if let Some(j) = just_assigned {
-            self.record_high_watermarks(j);
-        }
         if retained.is_empty() {
             return Ok(());
         }
@@ -412,35 +430,88 @@ impl Reader {
         Ok(())
     }
 
-    fn record_high_watermarks(&mut self, tps: &[TopicPartition]) {
-        if !self.opts.until_caught_up {
-            return;
+    /// The (low, high) offsets of every partition of the subscribed topics.
+    fn subscription_marks(&self) -> BTreeMap<TopicPartition, (i64, i64)> {
+        let mut marks = BTreeMap::new();
+        let pattern = self.pipeline.source.topic_pattern.as_ref().and_then(|p| regex::Regex::new(&format!("^(?:{})$", p.trim_start_matches('^').trim_end_matches('$'))).ok());
+        let metadata = match &pattern {
+            Some(_) => self.consumer.fetch_metadata(None, Duration::from_secs(10)),
+            None => Err(rdkafka::error::KafkaError::MetadataFetch(RDKafkaErrorCode::Fail)),
+        };
+        let mut topics: Vec<String> = self.pipeline.source.topics.clone();
+        if let (Some(re), Ok(md)) = (&pattern, &metadata) {
+            topics.extend(md.topics().iter().map(|t| t.name().to_string()).filter(|n| re.is_match(n)));
         }
-        for tp in tps {
-            if self.high_watermarks.contains_key(tp) {
-                continue;
-            }
-            match self.consumer.fetch_watermarks(&tp.topic, tp.partition, Duration::from_secs(10)) {
-                Ok((_low, high)) => {
-                    self.high_watermarks.insert(tp.clone(), high);
+        for topic in topics {
+            let md = match self.consumer.fetch_metadata(Some(&topic), Duration::from_secs(10)) {
+                Ok(md) => md,
+                Err(e) => {
+                    warn!(pipeline = %self.name(), %topic, error = %e, "cannot read topic metadata");
+                    continue;
                 }
-                Err(e) => warn!(pipeline = %self.name(), partition = %tp, error = %e, "cannot read the end offset"),
+            };
+            for t in md.topics() {
+                if t.error().is_some() {
+                    warn!(pipeline = %self.name(), %topic, "topic does not exist; nothing to catch up with");
+                    continue;
+                }
+                for p in t.partitions() {
+                    match self.consumer.fetch_watermarks(&topic, p.id(), Duration::from_secs(10)) {
+                        Ok(lh) => {
+                            marks.insert(TopicPartition { topic: Arc::from(topic.as_str()), partition: p.id() }, lh);
+                        }
+                        Err(e) => warn!(pipeline = %self.name(), %topic, partition = p.id(), error = %e, "cannot read offsets"),
+                    }
+                }
             }
         }
+        info!(pipeline = %self.name(), partitions = marks.len(), end = ?marks.iter().map(|(tp, (_, h))| format!("{tp}@{h}")).collect::<Vec<_>>(), "bounded run: reading up to these offsets");
+        marks
     }
 
-    /// Every owned partition has been read up to its end offset at start.
+    /// Every owned partition has been read up to the offset that was the
+    /// latest at start, and then to its end: either the consumer reported
+    /// the end of the partition, or it is past the start offset and nothing
+    /// arrived for a while. (Some brokers, tansu among them, report a high
+    /// watermark below the last offset, and then never signal the end.)
     fn all_read(&self) -> bool {
-        let owned: Vec<(TopicPartition, Option<i64>)> = self.consumer.context().assignment.lock().owned.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        const QUIET: Duration = Duration::from_secs(2);
+        let Some(marks) = &self.start_marks else { return false };
+        let owned = self.consumer.context().assignment.lock().owned.keys().cloned().collect::<Vec<_>>();
+        let quiet_past = |tp: &TopicPartition, high: i64| self.activity.get(tp).is_some_and(|(next, at)| *next >= high && at.elapsed() >= QUIET);
         !owned.is_empty()
-            && owned.iter().all(|(tp, committed)| {
-                let Some(high) = self.high_watermarks.get(tp) else { return false };
-                committed.is_some_and(|c| c + 1 >= *high) || self.eof.get(tp).is_some_and(|p| p >= high) || *high == 0
+            && owned.iter().all(|tp| match marks.get(tp) {
+                Some((low, high)) => high <= low || self.eof.get(tp).is_some_and(|p| p >= high) || quiet_past(tp, *high),
+                // A partition created after the start: read what it has.
+                None => self.eof.contains_key(tp) || quiet_past(tp, 0),
             })
     }
 
-    fn caught_up(&self) -> bool {
-        self.assigned_once && self.buffer.is_empty() && self.inflight == 0 && self.all_read()
+    /// Everything up to the start offsets is committed: our partitions by
+    /// us, the others (owned by other group members) according to the table.
+    fn caught_up(&mut self) -> bool {
+        if !(self.assigned_once && self.buffer.is_empty() && self.inflight == 0 && self.all_read()) {
+            return false;
+        }
+        let owned: Vec<TopicPartition> = self.consumer.context().assignment.lock().owned.keys().cloned().collect();
+        let marks = self.start_marks.clone().unwrap_or_default();
+        let others: Vec<TopicPartition> = marks.keys().filter(|tp| !owned.contains(tp)).cloned().collect();
+        if others.is_empty() {
+            return true;
+        }
+        if self.others.1.is_none_or(|t| t.elapsed() > Duration::from_secs(2)) {
+            let (tx, rx) = bounded(1);
+            if self.cmd_tx.send(Command::Progress(others.clone(), tx)).is_ok() {
+                if let Ok(Ok(p)) = rx.recv_timeout(Duration::from_secs(30)) {
+                    self.others.0 = p;
+                }
+            }
+            self.others.1 = Some(Instant::now());
+        }
+        others.iter().all(|tp| {
+            let (low, high) = marks[tp];
+            high <= low || self.others.0.get(tp).copied().flatten().is_some_and(|c| c + 1 >= high)
+        })
     }
 
     fn on_consumer_error(&mut self, e: KafkaError) -> Result<(), IngestError> {

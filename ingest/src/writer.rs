@@ -176,7 +176,6 @@ impl BatchWriter {
         let mut batch = None;
         if let Some(rb) = rows_batch {
             let mut rb = self.with_metadata(rb, raw, &rows)?;
-            let mut rows = rows;
             if let Some(p) = self.partitioner.as_mut() {
                 let d = p.derive(&rb, &|row| raw.messages[rows[row] as usize].timestamp_ms);
                 written.newest_event_micros = d.newest_micros;
@@ -187,7 +186,6 @@ impl BatchWriter {
                         keep[row] = false;
                         rejected.push(Rejected { message: rows[row], reason });
                     }
-                    rows = rows.iter().zip(&keep).filter(|(_, k)| **k).map(|(r, _)| *r).collect();
                     rb = filter_record_batch(&rb, &BooleanArray::from(keep)).map_err(|e| schema_err(&*self.sink, e))?;
                 }
             }

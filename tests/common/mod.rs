@@ -70,7 +70,13 @@ pub struct Workdir {
 
 impl Workdir {
     pub fn new() -> Self {
-        Self { dir: tempfile::tempdir().expect("tempdir") }
+        let mut dir = tempfile::tempdir().expect("tempdir");
+        // INLET_TEST_KEEP=1 keeps tables and logs for a post-mortem.
+        if std::env::var_os("INLET_TEST_KEEP").is_some() {
+            eprintln!("keeping test directory {}", dir.path().display());
+            dir.disable_cleanup(true);
+        }
+        Self { dir }
     }
 
     pub fn path(&self) -> &Path {
