@@ -239,3 +239,78 @@ fn create_bucket(bucket: &str) {
     let out = std::process::Command::new("python3").args(["-c", script, &s3_endpoint(), bucket]).output().unwrap();
     assert!(out.status.success(), "create bucket: {}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_time_partitions_and_additive_schema_evolution() {
+    let w = Workdir::new();
+    let topic = unique("t");
+    let table = unique("evolving");
+    create_topic(&topic, 2).await;
+    // 2024-03-10T22:00Z .. spread over 4 hours; Asia/Shanghai is UTC+8.
+    let first: Vec<Vec<u8>> = (0..400u64)
+        .map(|i| format!(r#"{{"id":{i},"country":"{}","ts":"2024-03-10T{:02}:30:00Z"}}"#, if i % 2 == 0 { "DE" } else { "US" }, 22 + (i % 2)).into_bytes())
+        .collect();
+    produce(&topic, 2, &first);
+    let extra = r#"    table:
+      database: e2e
+      name: TABLE
+      partition_by: [country]
+      event_time:
+        field: ts
+        time_zone: Asia/Shanghai
+        partitions:
+          - {column: dt, format: "%Y-%m-%d"}
+          - {column: hour, format: "%H"}
+"#
+    .replace("TABLE", &table);
+    let base = pipeline_config(w.warehouse().to_str().unwrap(), &topic, &table, "", "");
+    // Replace the plain table section by the partitioned one.
+    let cfg_text = base.replace(&format!("    table:\n      database: e2e\n      name: {table}\n"), &extra);
+    let cfg = w.write_config(&cfg_text);
+    ingest_until_caught_up(&cfg);
+    let dir = w.warehouse().join("e2e.db").join(&table);
+    assert!(dir.join("country=DE/dt=2024-03-11/hour=06").is_dir(), "event-time partition directory in the configured time zone");
+    assert!(dir.join("country=US/dt=2024-03-11/hour=07").is_dir());
+
+    // New fields arrive: they become nullable columns, old rows read null.
+    let second: Vec<Vec<u8>> = (400..600u64)
+        .map(|i| format!(r#"{{"id":{i},"country":"DE","ts":"2024-03-11T01:00:00Z","channel":"web","score":{}.5}}"#, i).into_bytes())
+        .collect();
+    produce(&topic, 2, &second);
+    ingest_until_caught_up(&cfg);
+    let script = "import sys, json, deltalake; t = deltalake.DeltaTable(sys.argv[1]); d = t.to_pyarrow_table().to_pydict(); print(json.dumps({'n': len(d['id']), 'cols': t.metadata().partition_columns, 'fields': [f.name for f in t.schema().fields], 'null_channel': sum(1 for c in d['channel'] if c is None), 'web': sum(1 for c in d['channel'] if c == 'web')}))";
+    let out = std::process::Command::new("python3").args(["-c", script, dir.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["n"], 600);
+    assert_eq!(v["cols"], serde_json::json!(["country", "dt", "hour"]));
+    assert!(v["fields"].as_array().unwrap().iter().any(|f| f == "score"), "{v}");
+    assert_eq!(v["null_channel"], 400);
+    assert_eq!(v["web"], 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_flushes_and_commits_what_is_buffered() {
+    let w = Workdir::new();
+    let topic = unique("t");
+    let table = unique("term");
+    create_topic(&topic, 4).await;
+    let n = 5_000u64;
+    produce(&topic, 4, &events(0, n));
+    // Nothing would be committed for a minute on its own.
+    let cfg_text = pipeline_config(w.warehouse().to_str().unwrap(), &topic, &table, "", "")
+        .replace("      max_rows: 5000\n      max_latency_ms: 500\n", "      max_rows: 1000000\n      max_latency_ms: 60000\n");
+    let cfg = w.write_config(&cfg_text);
+    let log = w.path().join("term.log");
+    let mut child = spawn_inlet(&["ingest", "--config", cfg.to_str().unwrap()], &log);
+    let read_all = wait_for(Duration::from_secs(60), || std::fs::read_to_string(&log).unwrap_or_default().contains("assigned"));
+    assert!(read_all, "never assigned");
+    std::thread::sleep(Duration::from_secs(4));
+    sigterm(&child);
+    let started = std::time::Instant::now();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exit status {status}");
+    assert!(started.elapsed() < Duration::from_secs(20), "shutdown took {:?}", started.elapsed());
+    let dir = w.warehouse().join("e2e.db").join(&table);
+    assert_exactly_once(&rust_pairs(&dir).await, n as usize);
+}

@@ -99,3 +99,50 @@ pub fn columns(cfg: &MetadataColumns, batch: &RawBatch, rows: &[u32]) -> Vec<(St
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::buffer::TopicPartition;
+    use deltalake::arrow::array::{Array, AsArray};
+    use deltalake::arrow::datatypes::{Int32Type, Int64Type, TimestampMicrosecondType};
+
+    #[test]
+    fn every_metadata_column_is_filled_for_the_selected_rows() {
+        let cfg = MetadataColumns {
+            topic: Some("_topic".into()),
+            partition: Some("_partition".into()),
+            offset: Some("_offset".into()),
+            timestamp: Some("_ts".into()),
+            key: Some("_key".into()),
+            headers: Some("_headers".into()),
+        };
+        let mut b = RawBatch::default();
+        let tp = TopicPartition { topic: Arc::from("orders"), partition: 3 };
+        b.push(&tp, None, 7, Some(1_000), Some(b"a"), Some(b"k1"), &[("trace", Some(b"abc")), ("empty", None)], 100);
+        b.push(&tp, None, 8, None, Some(b"b"), None, &[], 100);
+        b.push(&tp, None, 9, Some(2_000), Some(b"c"), Some(b"k3"), &[], 100);
+        // Row 1 (offset 8) was rejected by the decoder.
+        let cols = columns(&cfg, &b, &[0, 2]);
+        let names: Vec<&str> = cols.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, vec!["_topic", "_partition", "_offset", "_ts", "_key", "_headers"]);
+        let field_types: Vec<DataType> = fields(&cfg).iter().map(|f| f.data_type().clone()).collect();
+        for ((_, a), t) in cols.iter().zip(&field_types) {
+            assert_eq!(a.len(), 2);
+            assert_eq!(a.data_type(), t);
+        }
+        assert_eq!(cols[0].1.as_string::<i32>().value(1), "orders");
+        assert_eq!(cols[1].1.as_primitive::<Int32Type>().value(0), 3);
+        assert_eq!(cols[2].1.as_primitive::<Int64Type>().values().to_vec(), vec![7, 9]);
+        assert_eq!(cols[3].1.as_primitive::<TimestampMicrosecondType>().value(1), 2_000_000);
+        assert_eq!(cols[4].1.as_binary::<i32>().value(1), b"k3");
+        let headers = cols[5].1.as_list::<i32>();
+        assert_eq!(headers.value(0).len(), 2);
+        assert_eq!(headers.value(1).len(), 0);
+        let first = headers.value(0);
+        let s = first.as_struct();
+        assert_eq!(s.column(0).as_string::<i32>().value(0), "trace");
+        assert_eq!(s.column(1).as_binary::<i32>().value(0), b"abc");
+        assert!(s.column(1).is_null(1));
+    }
+}
