@@ -8,6 +8,11 @@ use std::time::Duration;
 use common::*;
 use rand::Rng;
 
+/// Ends an inline Python reader: deltalake + pyarrow can abort in their
+/// exit handlers ("terminate called without an active exception",
+/// delta-rs#2184) after printing a correct answer.
+const PY_EXIT: &str = "; import os; sys.stdout.flush(); os._exit(0)";
+
 fn assert_exactly_once(pairs: &std::collections::HashMap<(i32, i64), u32>, n: usize) {
     let dups: Vec<_> = pairs.iter().filter(|(_, c)| **c > 1).take(5).collect();
     assert!(dups.is_empty(), "duplicated (partition, offset) pairs: {dups:?}");
@@ -164,7 +169,7 @@ async fn bad_messages_go_to_the_dead_letter_table() {
     let dlq = w.warehouse().join("e2e.db").join(format!("{table}_dead_letter"));
     let out = std::process::Command::new("python3")
         .arg("-c")
-        .arg("import sys, json, deltalake; t = deltalake.DeltaTable(sys.argv[1]).to_pyarrow_table().to_pylist(); print(json.dumps([[r['partition'], r['offset'], r['reason'], r['payload_size']] for r in t]))")
+        .arg(format!("import sys, json, deltalake; t = deltalake.DeltaTable(sys.argv[1]).to_pyarrow_table().to_pylist(); print(json.dumps([[r['partition'], r['offset'], r['reason'], r['payload_size']] for r in t])){PY_EXIT}"))
         .arg(&dlq)
         .output()
         .unwrap();
@@ -279,7 +284,8 @@ async fn event_time_partitions_and_additive_schema_evolution() {
     produce(&topic, 2, &second);
     ingest_until_caught_up(&cfg);
     let script = "import sys, json, deltalake; t = deltalake.DeltaTable(sys.argv[1]); d = t.to_pyarrow_table().to_pydict(); print(json.dumps({'n': len(d['id']), 'cols': t.metadata().partition_columns, 'fields': [f.name for f in t.schema().fields], 'null_channel': sum(1 for c in d['channel'] if c is None), 'web': sum(1 for c in d['channel'] if c == 'web')}))";
-    let out = std::process::Command::new("python3").args(["-c", script, dir.to_str().unwrap()]).output().unwrap();
+    let script = format!("{script}{PY_EXIT}");
+    let out = std::process::Command::new("python3").args(["-c", &script, dir.to_str().unwrap()]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["n"], 600);

@@ -180,6 +180,12 @@ impl Reader {
         let want_headers = self.pipeline.metadata_columns.headers.is_some();
         let name = self.pipeline.name.clone();
         let mut last_wait_log = Instant::now();
+        // Counted per flush rather than per message: a labelled counter
+        // costs a hash lookup.
+        let mut payload_bytes = 0u64;
+        let messages = METRICS.messages.with_label_values(&[&name]);
+        let message_bytes = METRICS.message_bytes.with_label_values(&[&name]);
+        let mut counted = 0usize;
         if self.opts.until_caught_up {
             self.start_marks = Some(self.subscription_marks());
         }
@@ -230,8 +236,7 @@ impl Reader {
                     let added = (self.buffer.bytes() - before) as u64;
                     self.buffer.charged += added;
                     self.opts.budget.charge(added);
-                    METRICS.messages.with_label_values(&[&name]).inc();
-                    METRICS.message_bytes.with_label_values(&[&name]).inc_by(msg.payload_len() as u64);
+                    payload_bytes += msg.payload_len() as u64;
                 }
                 Some(Err(KafkaError::PartitionEOF(p))) => {
                     if let Ok(pos) = self.consumer.position() {
@@ -255,7 +260,11 @@ impl Reader {
                     || self.opts.budget.exhausted()
                     || (self.opts.until_caught_up && self.all_read()));
             if due {
+                messages.inc_by(self.buffer.len().saturating_sub(counted) as u64);
+                message_bytes.inc_by(payload_bytes);
+                payload_bytes = 0;
                 self.try_send_buffer();
+                counted = self.buffer.len();
             } else if self.buffer.is_empty() && !self.assigned_once && last_wait_log.elapsed() > Duration::from_secs(15) {
                 info!(pipeline = %name, "waiting for a partition assignment from the consumer group");
                 last_wait_log = Instant::now();
