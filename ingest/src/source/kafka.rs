@@ -45,6 +45,16 @@ pub struct InletContext {
 }
 
 impl ClientContext for InletContext {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        // End-of-partition is routine (it drives `--until-caught-up`);
+        // librdkafka also reports it through this channel.
+        if matches!(error, rdkafka::error::KafkaError::PartitionEOF(_)) || error.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::PartitionEOF) {
+            tracing::debug!(pipeline = %self.pipeline, "librdkafka: {reason}");
+        } else {
+            warn!(pipeline = %self.pipeline, error = %error, "librdkafka: {reason}");
+        }
+    }
+
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
         match level {
             RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
