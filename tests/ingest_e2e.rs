@@ -320,3 +320,30 @@ async fn sigterm_flushes_and_commits_what_is_buffered() {
     let dir = w.warehouse().join("e2e.db").join(&table);
     assert_exactly_once(&rust_pairs(&dir).await, n as usize);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tiny_memory_budget_pauses_consumption_without_losing_anything() {
+    let w = Workdir::new();
+    let prefix = unique("rx");
+    let (t1, t2) = (format!("{prefix}_a"), format!("{prefix}_b"));
+    let table = unique("budget");
+    create_topic(&t1, 2).await;
+    create_topic(&t2, 2).await;
+    let n = 10_000u64;
+    produce(&t1, 2, &events(0, n));
+    produce(&t2, 2, &events(n, n));
+    // Two topics by regex, a 1 MiB budget for ~5 MB of messages.
+    let cfg_text = pipeline_config(w.warehouse().to_str().unwrap(), &t1, &table, "", "")
+        .replace(&format!("      topics: [{t1}]\n"), &format!("      topic_pattern: \"{prefix}_.*\"\n"))
+        .replace("ingest:\n", "ingest:\n  memory_budget_bytes: 1048576\n")
+        .replace("      max_rows: 5000\n", "      max_rows: 100000\n      max_bytes: 262144\n");
+    let cfg = w.write_config(&cfg_text);
+    ingest_until_caught_up(&cfg);
+    let dir = w.warehouse().join("e2e.db").join(&table);
+    let py = python_read(dir.to_str().unwrap(), false);
+    assert_eq!(py.rows, 2 * n);
+    // Two topics share partition numbers: count per (partition, offset) is 2.
+    assert_eq!(py.distinct_pairs, Some(n));
+    let pairs = rust_pairs(&dir).await;
+    assert!(pairs.values().all(|c| *c == 2), "each (partition, offset) once per topic");
+}
