@@ -29,6 +29,10 @@ use crate::source::kafka::{self, AssignmentChange, InletContext};
 use crate::writer::{BatchWriter, WriteError, Written};
 use crate::IngestError;
 
+/// Attempts at writing one batch through a storage or registry outage
+/// (about a minute of backoff in all) before the pipeline fails.
+const WRITE_RETRIES: u32 = 7;
+
 enum Command {
     Write(RawBatch),
     Progress(Vec<TopicPartition>, Sender<Result<HashMap<TopicPartition, Option<i64>>, String>>),
@@ -122,13 +126,25 @@ fn write_loop(mut writer: BatchWriter, rx: Receiver<Command>, tx: Sender<Event>,
                 let event = if batch.generation != generation.load(Ordering::SeqCst) {
                     Event::Discarded
                 } else {
-                    match handle.block_on(writer.write(&batch)) {
-                        Ok(written) => Event::Committed { partitions: batch.partitions.iter().map(|p| (p.tp.clone(), p.last)).collect(), written },
-                        Err(WriteError::Fenced(why)) => {
-                            generation.fetch_add(1, Ordering::SeqCst);
-                            Event::Fenced(why)
+                    let mut attempt = 0u32;
+                    loop {
+                        match handle.block_on(writer.write(&batch)) {
+                            Ok(written) => break Event::Committed { partitions: batch.partitions.iter().map(|p| (p.tp.clone(), p.last)).collect(), written },
+                            Err(WriteError::Fenced(why)) => {
+                                generation.fetch_add(1, Ordering::SeqCst);
+                                break Event::Fenced(why);
+                            }
+                            // Storage and registry outages are retried: a
+                            // retried batch is safe, its commit is fenced
+                            // should the first attempt have landed after all.
+                            Err(e) if e.is_transient() && attempt < WRITE_RETRIES && batch.generation == generation.load(Ordering::SeqCst) => {
+                                attempt += 1;
+                                let wait = Duration::from_millis(500 * 2u64.pow(attempt.min(6)));
+                                warn!(error = %e, attempt, retry_in_ms = wait.as_millis() as u64, "write failed; retrying");
+                                std::thread::sleep(wait);
+                            }
+                            Err(e) => break Event::Failed(e),
                         }
-                        Err(e) => Event::Failed(e),
                     }
                 };
                 budget.release(batch.charged);
@@ -221,7 +237,6 @@ impl Reader {
                             None => continue, // a message of a partition we no longer own
                         }
                     };
-                    let base = self.batch_base(&tp, base);
                     self.eof.remove(&tp);
                     if self.start_marks.is_some() {
                         self.activity.insert(tp.clone(), (msg.offset() + 1, Instant::now()));
@@ -270,12 +285,6 @@ impl Reader {
                 last_wait_log = Instant::now();
             }
         }
-    }
-
-    /// The expected progress of `tp` for the batch being built: the last
-    /// offset of the previous batch when there is one in flight.
-    fn batch_base(&self, _tp: &TopicPartition, owned: Option<i64>) -> Option<i64> {
-        owned
     }
 
     fn try_send_buffer(&mut self) {

@@ -39,6 +39,18 @@ pub enum WriteError {
     Schema { table: String, reason: String },
 }
 
+impl WriteError {
+    /// Failures of infrastructure (storage, registry) that may pass, as
+    /// opposed to failures of the data or the configuration.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            WriteError::Decode(DecodeError::Registry { .. }) => true,
+            WriteError::Sink(SinkError::Table(_)) | WriteError::Sink(SinkError::Write { .. }) => true,
+            _ => false,
+        }
+    }
+}
+
 impl From<SinkError> for WriteError {
     fn from(e: SinkError) -> Self {
         match e {
