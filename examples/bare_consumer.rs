@@ -8,13 +8,19 @@ use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let (brokers, topic) = (&args[1], &args[2]);
     let start = Instant::now();
-    let consumer: BaseConsumer = ClientConfig::new()
+    let mut cc = ClientConfig::new();
+    // Extra properties, `k=v,k=v`, to compare configurations.
+    for kv in std::env::var("BARE_CONSUMER_PROPERTIES").unwrap_or_default().split(',').filter(|s| !s.is_empty()) {
+        if let Some((k, v)) = kv.split_once('=') {
+            cc.set(k, v);
+        }
+    }
+    let consumer: BaseConsumer = cc
         .set("bootstrap.servers", brokers)
         .set("group.id", format!("bare-{}", std::process::id()))
         .set("auto.offset.reset", "earliest")

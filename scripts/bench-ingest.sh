@@ -32,7 +32,7 @@ pipelines:
   - name: bench
     source: {topics: [$TOPIC], group_id: "bench-$TOPIC"}
     table: {database: bench, name: events}
-    flush: {max_rows: 500000, max_latency_ms: 10000}
+    flush: {max_latency_ms: 10000}
 YAML
 
 echo "==> bare consumer" >&2

@@ -492,7 +492,7 @@ fn default_max_rows() -> u64 {
     1_000_000
 }
 fn default_max_bytes() -> u64 {
-    128 * 1024 * 1024
+    64 * 1024 * 1024
 }
 fn default_max_latency() -> u64 {
     10_000

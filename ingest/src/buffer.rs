@@ -59,6 +59,8 @@ pub struct RawBatch {
     pub messages: Vec<MessageMeta>,
     pub partitions: Vec<PartitionRange>,
     index: BTreeMap<TopicPartition, u32>,
+    /// The partition of the previous push: messages come in runs.
+    last_idx: Option<u32>,
     pub first_received: Option<Instant>,
     /// Bytes charged to the memory budget.
     pub charged: u64,
@@ -67,6 +69,16 @@ pub struct RawBatch {
 }
 
 impl RawBatch {
+    /// An empty batch with room for `bytes` of payload and `messages`
+    /// messages: filling it never reallocates (a reallocation copies the
+    /// whole buffer and briefly holds it twice). Pages are only touched as
+    /// they are filled.
+    pub fn with_capacity(bytes: usize, messages: usize) -> Self {
+        let per_message = bytes / messages.max(1);
+        let messages = messages.min(bytes / 64).min(bytes / per_message.max(1));
+        RawBatch { data: Vec::with_capacity(bytes.min(1 << 30)), messages: Vec::with_capacity(messages.min(1 << 24)), ..Default::default() }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.messages.is_empty()
     }
@@ -118,8 +130,12 @@ impl RawBatch {
         if self.first_received.is_none() {
             self.first_received = Some(Instant::now());
         }
-        let idx = match self.index.get(tp) {
-            Some(i) => *i,
+        let cached = self.last_idx.filter(|i| {
+            let p = &self.partitions[*i as usize].tp;
+            p.partition == tp.partition && (Arc::ptr_eq(&p.topic, &tp.topic) || p.topic == tp.topic)
+        });
+        let idx = match cached.or_else(|| self.index.get(tp).copied()) {
+            Some(i) => i,
             None => {
                 let i = self.partitions.len() as u32;
                 self.partitions.push(PartitionRange { tp: tp.clone(), base, last: offset });
@@ -127,6 +143,7 @@ impl RawBatch {
                 i
             }
         };
+        self.last_idx = Some(idx);
         self.partitions[idx as usize].last = offset;
         let (payload, oversized) = match payload {
             Some(p) if p.len() > max_payload => (None, Some(p.len())),

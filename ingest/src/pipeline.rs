@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
+use crossbeam_channel::{bounded, Receiver, SendTimeoutError, Sender};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Headers, Message};
@@ -100,7 +100,9 @@ pub fn run(config: Arc<Config>, pipeline: Arc<PipelineConfig>, writer: BatchWrit
         paused: false,
         start_marks: None,
         eof: BTreeMap::new(),
-        activity: BTreeMap::new(),
+        idle_since: None,
+        cur: None,
+        send_blocked: false,
         others: (HashMap::new(), None),
         assigned_once: false,
     };
@@ -176,8 +178,12 @@ struct Reader {
     start_marks: Option<BTreeMap<TopicPartition, (i64, i64)>>,
     /// Position at which each owned partition last reported its end.
     eof: BTreeMap<TopicPartition, i64>,
-    /// Next offset to read of each owned partition, and when it last moved.
-    activity: BTreeMap<TopicPartition, (i64, Instant)>,
+    /// The write stage did not take the last full buffer in time.
+    send_blocked: bool,
+    /// Since when no message has arrived.
+    idle_since: Option<Instant>,
+    /// The partition of the last message and its expected progress.
+    cur: Option<(TopicPartition, Option<i64>)>,
     /// Table progress of partitions other group members own, and when it
     /// was last read.
     others: (HashMap<TopicPartition, Option<i64>>, Option<Instant>),
@@ -217,10 +223,13 @@ impl Reader {
                 return self.shutdown();
             }
 
-            // Back-pressure: stop fetching while the process is over budget
-            // or the write stage is behind with a full buffer.
+            // Back-pressure: a full buffer waits (up to a second) for the
+            // write stage, leaving librdkafka's bounded prefetch in place;
+            // partitions are paused only while the process is over its
+            // memory budget or the write stage stays behind (pausing drops
+            // the prefetched messages, which then have to be fetched again).
             let buffer_full = self.buffer.len() as u64 >= flush.max_rows || self.buffer.bytes() as u64 >= flush.max_bytes;
-            let over = self.opts.budget.exhausted() || (buffer_full && self.inflight > 0);
+            let over = self.opts.budget.exhausted() || (buffer_full && self.send_blocked);
             self.set_paused(over);
 
             let timeout = match self.buffer.first_received {
@@ -229,31 +238,33 @@ impl Reader {
             };
             match self.consumer.poll(timeout) {
                 Some(Ok(msg)) => {
-                    let tp = TopicPartition { topic: Arc::from(msg.topic()), partition: msg.partition() };
-                    let base = {
-                        let a = self.consumer.context().assignment.lock();
-                        match a.owned.get(&tp) {
-                            Some(b) => *b,
-                            None => continue, // a message of a partition we no longer own
-                        }
-                    };
-                    self.eof.remove(&tp);
-                    if self.start_marks.is_some() {
-                        self.activity.insert(tp.clone(), (msg.offset() + 1, Instant::now()));
+                    self.idle_since = None;
+                    // Messages come in runs per partition: resolve the
+                    // partition (an allocation and a locked lookup) once a run.
+                    let (topic, partition) = (msg.topic(), msg.partition());
+                    if !matches!(&self.cur, Some((tp, _)) if tp.partition == partition && &*tp.topic == topic) {
+                        let tp = TopicPartition { topic: Arc::from(topic), partition };
+                        let Some(base) = self.consumer.context().assignment.lock().owned.get(&tp).copied() else {
+                            continue; // a message of a partition we no longer own
+                        };
+                        self.eof.remove(&tp);
+                        self.cur = Some((tp, base));
                     }
+                    let Some((tp, base)) = &self.cur else { continue };
                     let headers: Vec<(&str, Option<&[u8]>)> = if want_headers {
                         msg.headers().map(|h| h.iter().map(|x| (x.key, x.value)).collect()).unwrap_or_default()
                     } else {
                         Vec::new()
                     };
                     let before = self.buffer.bytes();
-                    self.buffer.push(&tp, base, msg.offset(), msg.timestamp().to_millis(), msg.payload(), msg.key(), &headers, max_payload);
+                    self.buffer.push(tp, *base, msg.offset(), msg.timestamp().to_millis(), msg.payload(), msg.key(), &headers, max_payload);
                     let added = (self.buffer.bytes() - before) as u64;
                     self.buffer.charged += added;
                     self.opts.budget.charge(added);
                     payload_bytes += msg.payload_len() as u64;
                 }
                 Some(Err(KafkaError::PartitionEOF(p))) => {
+                    self.cur = None;
                     if let Ok(pos) = self.consumer.position() {
                         for e in pos.elements() {
                             if e.partition() == p {
@@ -265,7 +276,9 @@ impl Reader {
                     }
                 }
                 Some(Err(e)) => self.on_consumer_error(e)?,
-                None => {}
+                None => {
+                    self.idle_since.get_or_insert_with(Instant::now);
+                }
             }
 
             let due = !self.buffer.is_empty()
@@ -278,7 +291,8 @@ impl Reader {
                 messages.inc_by(self.buffer.len().saturating_sub(counted) as u64);
                 message_bytes.inc_by(payload_bytes);
                 payload_bytes = 0;
-                self.try_send_buffer();
+                let wait = if buffer_full { Duration::from_secs(1) } else { Duration::ZERO };
+                self.send_blocked = !self.try_send_buffer(wait);
                 counted = self.buffer.len();
             } else if self.buffer.is_empty() && !self.assigned_once && last_wait_log.elapsed() > Duration::from_secs(15) {
                 info!(pipeline = %name, "waiting for a partition assignment from the consumer group");
@@ -287,16 +301,20 @@ impl Reader {
         }
     }
 
-    fn try_send_buffer(&mut self) {
+    /// Hands the buffer to the write stage, waiting up to `wait` for it to
+    /// take the batch. Returns whether it was taken.
+    fn try_send_buffer(&mut self, wait: Duration) -> bool {
         if self.buffer.is_empty() {
-            return;
+            return true;
         }
-        let mut batch = std::mem::take(&mut self.buffer);
+        let fresh = RawBatch::with_capacity(self.pipeline.flush.max_bytes as usize, self.pipeline.flush.max_rows as usize);
+        let mut batch = std::mem::replace(&mut self.buffer, fresh);
         batch.generation = self.writer_generation.load(Ordering::SeqCst);
         let advanced: Vec<(TopicPartition, i64)> = batch.partitions.iter().map(|p| (p.tp.clone(), p.last)).collect();
-        match self.cmd_tx.try_send(Command::Write(batch)) {
+        let sent = match self.cmd_tx.send_timeout(Command::Write(batch), wait) {
             Ok(()) => {
                 self.inflight += 1;
+                self.cur = None;
                 // The next batch expects this one to be committed.
                 let mut a = self.consumer.context().assignment.lock();
                 for (tp, last) in advanced {
@@ -304,13 +322,17 @@ impl Reader {
                         *b = Some(last);
                     }
                 }
+                true
             }
-            Err(TrySendError::Full(Command::Write(b))) | Err(TrySendError::Disconnected(Command::Write(b))) => {
+            Err(SendTimeoutError::Timeout(Command::Write(b))) | Err(SendTimeoutError::Disconnected(Command::Write(b))) => {
                 self.buffer = b;
+                self.cur = None;
+                false
             }
-            Err(_) => {}
-        }
+            Err(_) => false,
+        };
         METRICS.buffered_bytes.set(self.opts.budget.used() as i64);
+        sent
     }
 
     fn set_paused(&mut self, pause: bool) {
@@ -374,6 +396,7 @@ impl Reader {
         if changes.is_empty() {
             return Ok(());
         }
+        self.cur = None;
         let mut fresh = Vec::new();
         for c in changes {
             METRICS.rebalances.with_label_values(&[&self.pipeline.name]).inc();
@@ -381,11 +404,6 @@ impl Reader {
                 AssignmentChange::Failed(reason) => return Err(IngestError::Pipeline { pipeline: self.pipeline.name.clone(), reason }),
                 AssignmentChange::Assigned(tps) => {
                     self.assigned_once = true;
-                    let owned = self.consumer.context().assignment.lock().owned.clone();
-                    for tp in &tps {
-                        let next = owned.get(tp).copied().flatten().map(|c| c + 1).unwrap_or(-1);
-                        self.activity.insert(tp.clone(), (next, Instant::now()));
-                    }
                     fresh.extend(tps);
                 }
                 AssignmentChange::Revoked(tps) => {
@@ -405,6 +423,7 @@ impl Reader {
     /// table's progress.
     fn reset(&mut self, just_assigned: Option<&[TopicPartition]>) -> Result<(), IngestError> {
         self.writer_generation.fetch_add(1, Ordering::SeqCst);
+        self.cur = None;
         let dropped = std::mem::take(&mut self.buffer);
         self.opts.budget.release(dropped.charged);
         let owned: Vec<TopicPartition> = self.consumer.context().assignment.lock().owned.keys().cloned().collect();
@@ -495,13 +514,18 @@ impl Reader {
     fn all_read(&self) -> bool {
         const QUIET: Duration = Duration::from_secs(2);
         let Some(marks) = &self.start_marks else { return false };
-        let owned = self.consumer.context().assignment.lock().owned.keys().cloned().collect::<Vec<_>>();
-        let quiet_past = |tp: &TopicPartition, high: i64| self.activity.get(tp).is_some_and(|(next, at)| *next >= high && at.elapsed() >= QUIET);
+        let owned: Vec<(TopicPartition, Option<i64>)> = self.consumer.context().assignment.lock().owned.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        let quiet = self.idle_since.is_some_and(|t| t.elapsed() >= QUIET);
+        // Next offset to read: past what is buffered, else past what was sent.
+        let next = |tp: &TopicPartition, sent: Option<i64>| {
+            let buffered = self.buffer.partitions.iter().find(|p| &p.tp == tp).map(|p| p.last + 1);
+            buffered.or(sent.map(|s| s + 1)).unwrap_or(-1)
+        };
         !owned.is_empty()
-            && owned.iter().all(|tp| match marks.get(tp) {
-                Some((low, high)) => high <= low || self.eof.get(tp).is_some_and(|p| p >= high) || quiet_past(tp, *high),
+            && owned.iter().all(|(tp, sent)| match marks.get(tp) {
+                Some((low, high)) => high <= low || self.eof.get(tp).is_some_and(|p| p >= high) || (quiet && next(tp, *sent) >= *high),
                 // A partition created after the start: read what it has.
-                None => self.eof.contains_key(tp) || quiet_past(tp, 0),
+                None => self.eof.contains_key(tp) || quiet,
             })
     }
 
@@ -584,7 +608,7 @@ impl Reader {
         let deadline = Instant::now() + self.opts.shutdown_deadline;
         self.set_paused(true);
         while !self.buffer.is_empty() && Instant::now() < deadline {
-            self.try_send_buffer();
+            self.try_send_buffer(Duration::from_millis(100));
             if !self.buffer.is_empty() {
                 std::thread::sleep(Duration::from_millis(20));
                 self.drain_events()?;
