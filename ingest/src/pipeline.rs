@@ -286,12 +286,16 @@ impl Reader {
                     || self.buffer.bytes() as u64 >= flush.max_bytes
                     || self.buffer.first_received.is_some_and(|t| t.elapsed() >= max_latency)
                     || self.opts.budget.exhausted()
-                    || (self.opts.until_caught_up && self.all_read()));
+                    // Only worth checking once the topic went quiet or ended
+                    // somewhere: not per message.
+                    || (self.opts.until_caught_up && (self.idle_since.is_some() || !self.eof.is_empty()) && self.all_read()));
             if due {
                 messages.inc_by(self.buffer.len().saturating_sub(counted) as u64);
                 message_bytes.inc_by(payload_bytes);
                 payload_bytes = 0;
-                let wait = if buffer_full { Duration::from_secs(1) } else { Duration::ZERO };
+                // A full buffer waits for the write stage; one due by latency
+                // waits briefly (rather than spinning while the writer works).
+                let wait = if buffer_full { Duration::from_secs(1) } else { Duration::from_millis(5) };
                 self.send_blocked = !self.try_send_buffer(wait);
                 counted = self.buffer.len();
             } else if self.buffer.is_empty() && !self.assigned_once && last_wait_log.elapsed() > Duration::from_secs(15) {

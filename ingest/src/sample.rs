@@ -33,10 +33,10 @@ pub async fn create_topic(brokers: &str, topic: &str, partitions: i32) -> Result
     for r in results {
         match r {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((t, code)) => return Err(KafkaError::AdminOp(code)).map_err(|e| {
-                tracing::error!(topic = %t, "create topic failed");
-                e
-            }),
+            Err((t, code)) => {
+                tracing::error!(topic = %t, error = %code, "create topic failed");
+                return Err(KafkaError::AdminOp(code));
+            }
         }
     }
     Ok(())

@@ -191,7 +191,7 @@ impl BatchWriter {
             if let Some(p) = self.partitioner.as_mut() {
                 let d = p.derive(&rb, &|row| raw.messages[rows[row] as usize].timestamp_ms);
                 written.newest_event_micros = d.newest_micros;
-                rb = append_columns(rb, d.columns)?;
+                rb = append_columns(rb, d.columns).map_err(|e| schema_err(&*self.sink, e))?;
                 if !d.missing.is_empty() {
                     let mut keep = vec![true; rb.num_rows()];
                     for (row, reason) in d.missing {
@@ -255,7 +255,7 @@ impl BatchWriter {
         if self.metadata_fields.is_empty() {
             return Ok(rb);
         }
-        append_columns(rb, metadata::columns(&self.pipeline.metadata_columns, raw, rows))
+        append_columns(rb, metadata::columns(&self.pipeline.metadata_columns, raw, rows)).map_err(|e| schema_err(&*self.sink, e))
     }
 }
 
@@ -263,14 +263,14 @@ fn schema_err(sink: &dyn TableSink, e: impl std::fmt::Display) -> WriteError {
     WriteError::Schema { table: sink.describe(), reason: e.to_string() }
 }
 
-fn append_columns(rb: RecordBatch, cols: Vec<(String, ArrayRef)>) -> Result<RecordBatch, WriteError> {
+fn append_columns(rb: RecordBatch, cols: Vec<(String, ArrayRef)>) -> Result<RecordBatch, deltalake::arrow::error::ArrowError> {
     let mut fields: Vec<Field> = rb.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
     let mut arrays: Vec<ArrayRef> = rb.columns().to_vec();
     for (name, a) in cols {
         fields.push(Field::new(name, a.data_type().clone(), true));
         arrays.push(a);
     }
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).map_err(|e| WriteError::Schema { table: String::new(), reason: e.to_string() })
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
 }
 
 /// Puts a batch in the table's column order and types: missing columns are
