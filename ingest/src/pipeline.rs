@@ -265,20 +265,23 @@ impl Reader {
                 }
                 Some(Err(KafkaError::PartitionEOF(p))) => {
                     self.cur = None;
+                    // The event names the partition number only: with several
+                    // topics it is ambiguous, and the quiet rule decides.
                     if let Ok(pos) = self.consumer.position() {
-                        for e in pos.elements() {
-                            if e.partition() == p {
-                                if let Offset::Offset(o) = e.offset() {
-                                    self.eof.insert(TopicPartition { topic: Arc::from(e.topic()), partition: p }, o);
-                                }
+                        let matching: Vec<_> = pos.elements().into_iter().filter(|e| e.partition() == p).collect();
+                        if let [e] = matching.as_slice() {
+                            if let Offset::Offset(o) = e.offset() {
+                                self.eof.insert(TopicPartition { topic: Arc::from(e.topic()), partition: p }, o);
                             }
                         }
                     }
                 }
                 Some(Err(e)) => self.on_consumer_error(e)?,
-                None => {
+                // Time spent paused by back-pressure is not quiet.
+                None if !self.paused => {
                     self.idle_since.get_or_insert_with(Instant::now);
                 }
+                None => {}
             }
 
             let due = !self.buffer.is_empty()
@@ -351,6 +354,7 @@ impl Reader {
             }
         }
         self.paused = pause;
+        self.idle_since = None;
         METRICS.paused.with_label_values(&[&self.pipeline.name]).set(i64::from(pause));
         debug!(pipeline = %self.name(), pause, used = self.opts.budget.used(), "back-pressure");
     }
