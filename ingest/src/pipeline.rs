@@ -520,7 +520,8 @@ impl Reader {
     /// arrived for a while. (Some brokers, tansu among them, report a high
     /// watermark below the last offset, and then never signal the end.)
     fn all_read(&self) -> bool {
-        const QUIET: Duration = Duration::from_secs(2);
+        // Two empty fetch rounds (fetch.wait.max.ms is 500 ms by default).
+        const QUIET: Duration = Duration::from_secs(1);
         let Some(marks) = &self.start_marks else { return false };
         let owned: Vec<(TopicPartition, Option<i64>)> = self.consumer.context().assignment.lock().owned.iter().map(|(k, v)| (k.clone(), *v)).collect();
         let quiet = self.idle_since.is_some_and(|t| t.elapsed() >= QUIET);
