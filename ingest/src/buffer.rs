@@ -154,33 +154,6 @@ impl RawBatch {
         let headers = headers.iter().map(|(n, v)| (self.put(n.as_bytes()), v.map(|v| self.put(v)))).collect();
         self.messages.push(MessageMeta { partition_idx: idx, offset, timestamp_ms, payload, key, headers, oversized });
     }
-
-    /// Drops the messages of the given partitions (after they were revoked).
-    pub fn retain_partitions(&mut self, keep: impl Fn(&TopicPartition) -> bool) {
-        if self.partitions.iter().all(|p| keep(&p.tp)) {
-            return;
-        }
-        let old = std::mem::take(self);
-        let mut fresh = RawBatch { generation: old.generation, ..Default::default() };
-        for m in &old.messages {
-            let pr = &old.partitions[m.partition_idx as usize];
-            if !keep(&pr.tp) {
-                continue;
-            }
-            let headers: Vec<(&str, Option<&[u8]>)> = m
-                .headers
-                .iter()
-                .map(|(n, v)| (std::str::from_utf8(old.slice(*n)).unwrap_or(""), v.map(|v| old.slice(v))))
-                .collect();
-            fresh.push(&pr.tp, pr.base, m.offset, m.timestamp_ms, old.payload(m), old.key(m), &headers, usize::MAX);
-            if let Some(size) = m.oversized {
-                fresh.messages.last_mut().expect("just pushed").oversized = Some(size);
-            }
-        }
-        fresh.first_received = old.first_received;
-        fresh.charged = old.charged;
-        *self = fresh;
-    }
 }
 
 /// Memory shared by all pipelines of a process. Buffered and in-flight
@@ -238,19 +211,6 @@ mod tests {
         assert_eq!(b.key(&b.messages[0]), Some(&b"k"[..]));
         assert_eq!(b.messages[2].oversized, Some(200));
         assert!(b.messages[2].payload.is_none());
-    }
-
-    #[test]
-    fn retain_drops_revoked_partitions() {
-        let mut b = RawBatch::default();
-        b.push(&tp(0), None, 1, None, Some(b"a"), None, &[], 100);
-        b.push(&tp(1), None, 5, None, Some(b"b"), None, &[], 100);
-        b.push(&tp(0), None, 2, None, Some(b"c"), None, &[], 100);
-        b.retain_partitions(|t| t.partition == 0);
-        assert_eq!(b.len(), 2);
-        assert_eq!(b.partitions.len(), 1);
-        assert_eq!(b.payload(&b.messages[1]), Some(&b"c"[..]));
-        assert_eq!(b.partitions[0].last, 2);
     }
 
     #[test]

@@ -37,13 +37,11 @@ pub fn schema() -> SchemaRef {
 pub struct DeadLetterTable {
     pipeline: String,
     sink: Box<dyn TableSink>,
-    /// Offsets already recorded, per app id, as last read from the table.
-    recorded: HashMap<String, Option<i64>>,
 }
 
 impl DeadLetterTable {
     pub fn new(pipeline: String, sink: Box<dyn TableSink>) -> Self {
-        Self { pipeline, sink, recorded: HashMap::new() }
+        Self { pipeline, sink }
     }
 
     pub fn describe(&self) -> String {
@@ -61,13 +59,14 @@ impl DeadLetterTable {
         }
         for attempt in 0..5 {
             let ids: Vec<String> = raw.partitions.iter().map(|p| app_id(&p.tp)).collect();
-            self.recorded = self.sink.progress(&ids).await?;
+            // Offsets already recorded, per app id, as the table holds them now.
+            let recorded = self.sink.progress(&ids).await?;
             let fresh: Vec<&Rejected> = rejected
                 .iter()
                 .filter(|r| {
                     let m = &raw.messages[r.message as usize];
                     let id = app_id(&raw.partition_of(m).tp);
-                    self.recorded.get(&id).copied().flatten().is_none_or(|done| m.offset > done)
+                    recorded.get(&id).copied().flatten().is_none_or(|done| m.offset > done)
                 })
                 .collect();
             if fresh.is_empty() {
@@ -80,7 +79,7 @@ impl DeadLetterTable {
                 *e = (*e).max(m.offset);
             }
             let txns: Vec<(String, i64)> = last.into_iter().collect();
-            let expected: HashMap<String, Option<i64>> = txns.iter().map(|(id, _)| (id.clone(), self.recorded.get(id).copied().flatten())).collect();
+            let expected: HashMap<String, Option<i64>> = txns.iter().map(|(id, _)| (id.clone(), recorded.get(id).copied().flatten())).collect();
             let batch = self.rows(raw, &fresh);
             match self.sink.write(Some(batch), &txns, &expected).await {
                 Ok(_) => return Ok(fresh.len()),

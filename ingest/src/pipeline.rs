@@ -363,13 +363,7 @@ impl Reader {
         while let Ok(ev) = self.ev_rx.try_recv() {
             self.inflight = self.inflight.saturating_sub(1);
             match ev {
-                Event::Committed { partitions, written } => {
-                    self.summary.rows += written.commit.rows as u64;
-                    self.summary.commits += 1;
-                    self.summary.dead_letters += written.dead_letters as u64;
-                    self.commit_to_kafka(&partitions);
-                    crate::metrics::READY.store(true, Ordering::Relaxed);
-                }
+                Event::Committed { partitions, written } => self.on_committed(&partitions, &written),
                 Event::Discarded => {}
                 Event::Fenced(why) => {
                     METRICS.fenced.with_label_values(&[&self.pipeline.name]).inc();
@@ -382,6 +376,14 @@ impl Reader {
             }
         }
         Ok(())
+    }
+
+    fn on_committed(&mut self, partitions: &[(TopicPartition, i64)], written: &Written) {
+        self.summary.rows += written.commit.rows as u64;
+        self.summary.commits += 1;
+        self.summary.dead_letters += written.dead_letters as u64;
+        self.commit_to_kafka(partitions);
+        crate::metrics::READY.store(true, Ordering::Relaxed);
     }
 
     fn commit_to_kafka(&self, partitions: &[(TopicPartition, i64)]) {
@@ -630,12 +632,7 @@ impl Reader {
                     // Put it back through the normal path.
                     self.inflight = self.inflight.saturating_sub(1);
                     match ev {
-                        Event::Committed { partitions, written } => {
-                            self.summary.rows += written.commit.rows as u64;
-                            self.summary.commits += 1;
-                            self.summary.dead_letters += written.dead_letters as u64;
-                            self.commit_to_kafka(&partitions);
-                        }
+                        Event::Committed { partitions, written } => self.on_committed(&partitions, &written),
                         Event::Failed(e) => return Err(IngestError::Pipeline { pipeline: self.pipeline.name.clone(), reason: e.to_string() }),
                         Event::Fenced(_) | Event::Discarded => {}
                     }
