@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 N="${1:-2000000}"
 RATE="${2:-15000}"
 SECS="${3:-60}"
-eval "$(scripts/services.sh start)"
+eval "$(scripts/services.sh start kafka s3)"
 cargo build --release --quiet --bin inlet --example bare_consumer
 T="${CARGO_TARGET_DIR:-target}/release"
 WORK=$(mktemp -d)

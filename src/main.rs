@@ -50,10 +50,67 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         bad_every: u64,
     },
+    // --- compaction ---------------------------------------------------------
+    /// Compact one table once: rewrite small files into fewer, larger ones.
+    Compact {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The table: a compaction policy's pipeline or location, a pipeline
+        /// name, or a table location.
+        #[arg(long)]
+        table: String,
+        /// Only partitions matching `column=value` (repeatable; all must match).
+        #[arg(long = "partition")]
+        partitions: Vec<String>,
+        /// Print the plan (bins, input files and bytes, expected output
+        /// files) and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Vacuum afterwards with the policy's retention.
+        #[arg(long)]
+        vacuum: bool,
+        /// Allow a vacuum retention below the safe minimum of 7 days.
+        #[arg(long)]
+        force: bool,
+        /// Override the policy's vacuum retention.
+        #[arg(long)]
+        retention_hours: Option<u64>,
+        /// Print the run's record as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the compaction service: every `compaction.tables[]` policy on its
+    /// schedule and triggers, until SIGTERM/SIGINT.
+    Compactor {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    // --- end compaction -----------------------------------------------------
+    /// The Hive-compatible metastore service.
+    Metastore {
+        #[command(subcommand)]
+        command: MetastoreCommand,
+    },
     /// Configuration helpers.
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum MetastoreCommand {
+    /// Serve the Hive Metastore Thrift API and the REST API until
+    /// SIGTERM/SIGINT (migrating the catalog database first when
+    /// `catalog.migrate_on_start`).
+    Serve {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Apply pending schema migrations to the catalog database.
+    Migrate {
+        #[arg(long, short)]
+        config: PathBuf,
     },
 }
 
@@ -108,6 +165,42 @@ fn main() -> ExitCode {
                 Err(e) => fail(&e),
             }
         }
+        Command::Compact { config, table, partitions, dry_run, vacuum, force, retention_hours, json } => {
+            let config = match inlet_config::load(&config) {
+                Ok(c) => c,
+                Err(e) => return report_config_error(e),
+            };
+            let opts = compact_cli::Options { table, partitions, dry_run, vacuum, force, retention_hours, json };
+            match runtime().block_on(compact_cli::compact(&config, opts)) {
+                Ok(code) => code,
+                Err(e) => fail(e.as_ref()),
+            }
+        }
+        Command::Compactor { config } => {
+            let config = match inlet_config::load(&config) {
+                Ok(c) => c,
+                Err(e) => return report_config_error(e),
+            };
+            match runtime().block_on(compact_cli::service(&config)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(&e),
+            }
+        }
+        Command::Metastore { command } => {
+            let (path, serve) = match command {
+                MetastoreCommand::Serve { config } => (config, true),
+                MetastoreCommand::Migrate { config } => (config, false),
+            };
+            let config = match inlet_config::load(&path) {
+                Ok(c) => c,
+                Err(e) => return report_config_error(e),
+            };
+            let result = if serve { runtime().block_on(inlet_metastore::server::serve(&config)) } else { runtime().block_on(inlet_metastore::server::migrate(&config)) };
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(&e),
+            }
+        }
         Command::Config { command: ConfigCommand::Reference } => {
             print!("{}", inlet_config::reference::markdown());
             ExitCode::SUCCESS
@@ -116,6 +209,102 @@ fn main() -> ExitCode {
             println!("{}", serde_json::to_string_pretty(&inlet_config::json_schema()).unwrap_or_default());
             ExitCode::SUCCESS
         }
+    }
+}
+
+/// Glue of `inlet compact` and `inlet compactor`.
+mod compact_cli {
+    use std::io::{IsTerminal, Write};
+    use std::process::ExitCode;
+    use std::sync::Arc;
+
+    use inlet_compactor::plan::{human_bytes, parse_partition_filter};
+    use inlet_compactor::{Compaction, InProcessLedger, Ledger, MemoryBudget, Policy, Progress};
+    use inlet_config::Config;
+
+    pub struct Options {
+        pub table: String,
+        pub partitions: Vec<String>,
+        pub dry_run: bool,
+        pub vacuum: bool,
+        pub force: bool,
+        pub retention_hours: Option<u64>,
+        pub json: bool,
+    }
+
+    /// The ledger of this process. Leases over the catalog database come with
+    /// the metastore; until then they protect within one process only.
+    fn ledger(_config: &Config) -> Arc<dyn Ledger> {
+        Arc::new(InProcessLedger::new())
+    }
+
+    pub async fn compact(config: &Config, o: Options) -> Result<ExitCode, Box<dyn std::error::Error>> {
+        let mut policy = Policy::find(config, &o.table)?;
+        if let Some(h) = o.retention_hours {
+            policy.vacuum.retention_hours = h;
+        }
+        policy.vacuum.force |= o.force;
+        let filters = o.partitions.iter().map(|p| parse_partition_filter(p)).collect::<Result<Vec<_>, _>>()?;
+        let mut run = Compaction::new(policy, ledger(config), MemoryBudget::new(config.compaction.memory_budget_bytes))
+            .with_partitions(filters)
+            .with_dry_run(o.dry_run)
+            .with_vacuum(o.vacuum)
+            .with_lease_ttl(std::time::Duration::from_secs(config.compaction.lease_ttl_secs));
+        let terminal = std::io::stderr().is_terminal();
+        if terminal && !o.dry_run {
+            run = run.with_progress(Arc::new(|p: Progress| {
+                let mut e = std::io::stderr();
+                let _ = write!(e, "\r[{}/{} bins] {} / {}   ", p.bins_done, p.bins_total, human_bytes(p.bytes_done), human_bytes(p.bytes_total));
+                if p.bins_done == p.bins_total {
+                    let _ = writeln!(e);
+                }
+            }));
+        }
+        let report = run.await?;
+        if o.dry_run {
+            if let Some(plan) = &report.plan {
+                if o.json {
+                    println!("{}", serde_json::to_string(plan)?);
+                } else {
+                    print!("{}", plan.describe());
+                }
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        let r = &report.run;
+        if o.json {
+            println!("{}", serde_json::to_string(r)?);
+        } else {
+            println!(
+                "{}: {}: {} files ({}) -> {} files ({}) in {:.1} s, versions {:?}",
+                r.table,
+                r.outcome.as_str(),
+                r.files_in,
+                human_bytes(r.bytes_in),
+                r.files_out,
+                human_bytes(r.bytes_out),
+                (r.finished - r.started).num_milliseconds() as f64 / 1000.0,
+                r.versions
+            );
+            if let Some(v) = &report.vacuum {
+                println!("vacuum deleted {} file(s)", v.files_deleted.len());
+            }
+        }
+        for f in &report.failures {
+            eprintln!("error: {f}");
+        }
+        Ok(if report.failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    }
+
+    pub async fn service(config: &Config) -> Result<(), inlet_compactor::CompactError> {
+        let shutdown = async {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        };
+        inlet_compactor::service::run(config, ledger(config), shutdown).await
     }
 }
 

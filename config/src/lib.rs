@@ -7,6 +7,7 @@
 //! deserialisation, then semantic checks that need no network or files
 //! ([`validate`]).
 
+pub mod cron;
 pub mod error;
 pub mod model;
 pub mod reference;
@@ -159,6 +160,20 @@ pipelines:
         assert!(shown.contains("pipelines[0].source.topic_pattern: invalid regular expression"), "{shown}");
         assert!(shown.contains("pipelines[0].table.event_time.time_zone: unknown time zone `Mars/Olympus`"), "{shown}");
         assert!(shown.contains("pipelines[0].table.event_time.partitions[0].format"), "{shown}");
+    }
+
+    #[test]
+    fn invalid_cron_and_unsafe_vacuum_are_located() {
+        let text = "storage: {warehouse: /x}\ncompaction:\n  tables:\n    - location: /x/t\n      schedule: \"61 * * * *\"\n      time_zone: Europe/Berlin\n    - location: /x/u\n      schedule: \"*/10 * * * * *\"\n      vacuum:\n        retention_hours: 1\n";
+        let errs = parse("c.yaml", text, &env).unwrap_err();
+        let shown = errs.to_string();
+        assert_eq!(errs.errors.len(), 2, "{shown}");
+        assert!(shown.contains("c.yaml:5:17: compaction.tables[0].schedule: invalid cron expression `61 * * * *`: minute field: 61 is out of range 0-59"), "{shown}");
+        assert!(shown.contains("c.yaml:10:26: compaction.tables[1].vacuum.retention_hours: 1 hours is below the safe minimum"), "{shown}");
+        let forced = text.replace("retention_hours: 1\n", "retention_hours: 1\n        force: true\n").replace("61 * * * *", "0 3 * * 1-5");
+        let c = parse("c.yaml", &forced, &env).unwrap();
+        assert_eq!(c.compaction.tables.len(), 2);
+        assert_eq!(c.compaction.tables[0].min_files_per_bin, 4);
     }
 
     #[test]

@@ -17,6 +17,10 @@ pub struct Config {
     /// deployed; pipelines name their database and table regardless.
     #[serde(default)]
     pub catalog: Option<CatalogConfig>,
+    /// The metastore service (`inlet metastore serve`): its Thrift and REST
+    /// APIs over the catalog database of `catalog`.
+    #[serde(default)]
+    pub metastore: MetastoreConfig,
     /// Process-wide settings of `inlet ingest`.
     #[serde(default)]
     pub ingest: IngestConfig,
@@ -26,6 +30,10 @@ pub struct Config {
     /// Ingestion pipelines: each reads topics into one table.
     #[serde(default)]
     pub pipelines: Vec<PipelineConfig>,
+    /// Small-file compaction, vacuum and checkpoints (`inlet compact`,
+    /// `inlet compactor`).
+    #[serde(default)]
+    pub compaction: CompactionConfig,
 }
 
 /// Warehouse storage.
@@ -88,6 +96,79 @@ pub struct CatalogConfig {
     /// Apply pending schema migrations when a service starts.
     #[serde(default = "yes")]
     pub migrate_on_start: bool,
+}
+
+/// Settings of the metastore service.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MetastoreConfig {
+    /// Address of the Hive Metastore Thrift API (Spark, Hive, Trino,
+    /// pyiceberg): `thrift://<host>:<port>` for clients.
+    #[serde(default = "default_thrift_listen")]
+    pub thrift_listen: String,
+    /// Address of the REST API, its OpenAPI document (`/openapi.json`),
+    /// `/metrics`, `/health` and `/ready`.
+    #[serde(default = "default_http_listen")]
+    pub http_listen: String,
+    /// Where managed databases and tables go when a client gives no location
+    /// (Hive's `hive.metastore.warehouse.dir`), as clients write it, e.g.
+    /// `s3a://bucket/warehouse` or `file:/data/warehouse`. Defaults to
+    /// `storage.warehouse`.
+    #[serde(default)]
+    pub warehouse: Option<String>,
+    /// Bearer tokens that may write through the REST API. Reads are open.
+    /// When no token is configured, REST writes are open too: configure
+    /// tokens wherever the REST port is reachable by more than operators.
+    #[serde(default)]
+    pub tokens: Vec<ApiToken>,
+    /// Thrift connections served at once; more are closed on accept.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+    /// Largest Thrift request accepted, in bytes; a larger one closes its
+    /// connection.
+    #[serde(default = "default_max_thrift_message_bytes")]
+    pub max_message_bytes: u64,
+    /// Answers to `get_config_value` (Hive configuration keys clients ask
+    /// the metastore for), beside the built-in ones.
+    #[serde(default)]
+    pub config_values: BTreeMap<String, String>,
+}
+
+impl Default for MetastoreConfig {
+    fn default() -> Self {
+        MetastoreConfig {
+            thrift_listen: default_thrift_listen(),
+            http_listen: default_http_listen(),
+            warehouse: None,
+            tokens: Vec::new(),
+            max_connections: default_max_connections(),
+            max_message_bytes: default_max_thrift_message_bytes(),
+            config_values: BTreeMap::new(),
+        }
+    }
+}
+
+/// A REST API token and the identity the audit log records for it.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApiToken {
+    /// Who uses the token, e.g. `ci-deployer`.
+    pub identity: String,
+    /// The secret; use `${ENV}` interpolation rather than writing it here.
+    pub token: String,
+}
+
+fn default_thrift_listen() -> String {
+    "0.0.0.0:9083".into()
+}
+fn default_http_listen() -> String {
+    "0.0.0.0:8080".into()
+}
+fn default_max_connections() -> u32 {
+    1000
+}
+fn default_max_thrift_message_bytes() -> u64 {
+    100 * 1024 * 1024
 }
 
 /// Process-wide settings of `inlet ingest`.
@@ -502,4 +583,199 @@ fn default_target_file_size() -> u64 {
 }
 fn default_max_message_bytes() -> u64 {
     1024 * 1024
+}
+
+// ---------------------------------------------------------------------------
+// Compaction (`compaction:`): policies of `inlet compact` / `inlet compactor`.
+// ---------------------------------------------------------------------------
+
+/// Process-wide compaction settings and one policy per table.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompactionConfig {
+    /// Memory budget shared by all concurrent rewrites of the process
+    /// (decoded row groups being re-encoded). A rewrite waits for its share
+    /// before it starts.
+    #[serde(default = "default_compaction_memory_budget")]
+    pub memory_budget_bytes: u64,
+    /// Address of the compactor's Prometheus `/metrics` and `/health`
+    /// endpoint, e.g. `0.0.0.0:9465`. No endpoint when not set.
+    #[serde(default)]
+    pub metrics_listen: Option<String>,
+    /// How often `inlet compactor` evaluates the health triggers.
+    #[serde(default = "default_trigger_check_secs")]
+    pub trigger_check_interval_secs: u64,
+    /// How long a table lease lasts before another compactor may take it
+    /// over; renewed while a run makes progress.
+    #[serde(default = "default_lease_ttl_secs")]
+    pub lease_ttl_secs: u64,
+    /// One policy per table.
+    #[serde(default)]
+    pub tables: Vec<CompactionPolicyConfig>,
+}
+
+impl Default for CompactionConfig {
+    fn default() -> Self {
+        Self {
+            memory_budget_bytes: default_compaction_memory_budget(),
+            metrics_listen: None,
+            trigger_check_interval_secs: default_trigger_check_secs(),
+            lease_ttl_secs: default_lease_ttl_secs(),
+            tables: Vec::new(),
+        }
+    }
+}
+
+/// How one table is kept free of small files.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompactionPolicyConfig {
+    /// The table, by the name of the pipeline that writes it. Set this or
+    /// `location`.
+    #[serde(default)]
+    pub pipeline: Option<String>,
+    /// The table, by location (absolute, or relative to the warehouse). Set
+    /// this or `pipeline`.
+    #[serde(default)]
+    pub location: Option<String>,
+    /// When `inlet compactor` runs this policy: a cron expression, 5 fields
+    /// (`minute hour day-of-month month day-of-week`, Unix numbering: 0 or 7
+    /// is Sunday) or 6 with seconds first; `@hourly`, `@daily`... work too.
+    /// No schedule: only triggers start runs.
+    #[serde(default)]
+    pub schedule: Option<String>,
+    /// IANA time zone of `schedule` and `windows`.
+    #[serde(default = "default_time_zone")]
+    pub time_zone: String,
+    /// Local times of day when runs may start (scheduled or triggered); a
+    /// run still going when its window closes starts no further bins. Any
+    /// time when empty.
+    #[serde(default)]
+    pub windows: Vec<CompactionWindow>,
+    /// Health triggers: start a run as soon as the table looks like this.
+    #[serde(default)]
+    pub triggers: CompactionTriggers,
+    /// Size of the files compaction writes.
+    #[serde(default = "default_compaction_target_file_size")]
+    pub target_file_size_bytes: u64,
+    /// Files below this size are candidates for compaction.
+    #[serde(default = "default_small_file_bytes")]
+    pub small_file_bytes: u64,
+    /// A bin (files of one partition rewritten into one file) needs at least
+    /// this many files, so that every rewrite reduces the file count.
+    #[serde(default = "default_min_files_per_bin")]
+    pub min_files_per_bin: u64,
+    /// Skip partitions that the stream wrote in the last
+    /// `active_window_secs` (read from the table's recent commits), so that
+    /// compaction does not rewrite what ingestion is still adding to.
+    #[serde(default = "yes")]
+    pub skip_active_partitions: bool,
+    /// How recent a write must be for its partition to count as active.
+    #[serde(default = "default_active_window_secs")]
+    pub active_window_secs: u64,
+    /// Input bytes one run rewrites at most; the rest waits for the next run.
+    #[serde(default = "default_max_bytes_per_run")]
+    pub max_bytes_per_run: u64,
+    /// A run commits after this many input bytes, so large runs land in
+    /// parts and a failure loses little.
+    #[serde(default = "default_max_bytes_per_commit")]
+    pub max_bytes_per_commit: u64,
+    /// Bins rewritten at the same time within one run.
+    #[serde(default = "default_max_concurrent_rewrites")]
+    pub max_concurrent_rewrites: u32,
+    /// Sort rows of each rewritten file by these columns (a bin is then
+    /// held in memory: bins are capped to the memory budget).
+    #[serde(default)]
+    pub sort_by: Vec<String>,
+    /// Deleting data files that no version within the retention needs.
+    #[serde(default)]
+    pub vacuum: VacuumPolicy,
+    /// After a run, write a checkpoint when at least this many commits were
+    /// made since the last one, then remove log entries older than the
+    /// table's `delta.logRetentionDuration`.
+    #[serde(default = "default_checkpoint_interval")]
+    pub checkpoint_interval_commits: u64,
+}
+
+/// A daily window of local time, `HH:MM` to `HH:MM` (may cross midnight).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompactionWindow {
+    pub start: String,
+    pub end: String,
+}
+
+/// Conditions that start a run outside the schedule.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompactionTriggers {
+    /// Run when one partition (not skipped as active) holds more than this
+    /// many small files.
+    #[serde(default)]
+    pub small_files_per_partition: Option<u64>,
+    /// Run when the whole table holds more than this many small files.
+    #[serde(default)]
+    pub small_files_total: Option<u64>,
+}
+
+/// Vacuum of one table, run after compaction.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VacuumPolicy {
+    /// Vacuum after each run of `inlet compactor` (`inlet compact` vacuums
+    /// only with `--vacuum`).
+    #[serde(default)]
+    pub enabled: bool,
+    /// Files removed from the table longer ago than this are deleted. It
+    /// must exceed the longest-running reader and the time travel users
+    /// need; below 168 hours (7 days) it is refused unless `force` is set.
+    #[serde(default = "default_vacuum_retention_hours")]
+    pub retention_hours: u64,
+    /// Allow a retention below the safe minimum (and below the table's
+    /// `delta.deletedFileRetentionDuration`).
+    #[serde(default)]
+    pub force: bool,
+}
+
+impl Default for VacuumPolicy {
+    fn default() -> Self {
+        Self { enabled: false, retention_hours: default_vacuum_retention_hours(), force: false }
+    }
+}
+
+/// Vacuum retention below which `force` is required.
+pub const SAFE_VACUUM_RETENTION_HOURS: u64 = 7 * 24;
+
+fn default_compaction_memory_budget() -> u64 {
+    512 * 1024 * 1024
+}
+fn default_trigger_check_secs() -> u64 {
+    60
+}
+fn default_lease_ttl_secs() -> u64 {
+    300
+}
+fn default_compaction_target_file_size() -> u64 {
+    128 * 1024 * 1024
+}
+fn default_small_file_bytes() -> u64 {
+    32 * 1024 * 1024
+}
+fn default_min_files_per_bin() -> u64 {
+    4
+}
+fn default_active_window_secs() -> u64 {
+    600
+}
+fn default_max_bytes_per_run() -> u64 {
+    16 * 1024 * 1024 * 1024
+}
+fn default_max_bytes_per_commit() -> u64 {
+    2 * 1024 * 1024 * 1024
+}
+fn default_max_concurrent_rewrites() -> u32 {
+    2
+}
+fn default_vacuum_retention_hours() -> u64 {
+    SAFE_VACUUM_RETENTION_HOURS
 }

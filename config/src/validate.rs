@@ -61,9 +61,34 @@ pub fn check(config: &Config) -> Vec<Problem> {
 
     if let Some(catalog) = &config.catalog {
         let url = &catalog.database_url;
-        if !(url.starts_with("sqlite:") || url.starts_with("mysql://")) {
-            out.push((key(&key(&root, "catalog"), "database_url"), "expected a `sqlite:` or `mysql://` URL".into()));
+        if !(url.starts_with("sqlite:") || url.starts_with("mysql://") || url.starts_with("mariadb://") || url.starts_with("tidb://")) {
+            out.push((key(&key(&root, "catalog"), "database_url"), "expected a `sqlite:` or `mysql://` URL (MySQL, MariaDB, TiDB)".into()));
         }
+    }
+
+    let metastore = key(&root, "metastore");
+    for (field, addr) in [("thrift_listen", &config.metastore.thrift_listen), ("http_listen", &config.metastore.http_listen)] {
+        if addr.parse::<std::net::SocketAddr>().is_err() {
+            out.push((key(&metastore, field), format!("`{addr}` is not a listen address such as `0.0.0.0:9083`")));
+        }
+    }
+    if config.metastore.thrift_listen == config.metastore.http_listen && !config.metastore.http_listen.ends_with(":0") {
+        out.push((key(&metastore, "http_listen"), "must differ from `thrift_listen`".into()));
+    }
+    let tokens = key(&metastore, "tokens");
+    for (i, t) in config.metastore.tokens.iter().enumerate() {
+        if t.token.trim().len() < 16 {
+            out.push((key(&idx(&tokens, i), "token"), "must be at least 16 characters (a guessable token protects nothing)".into()));
+        }
+        if t.identity.trim().is_empty() {
+            out.push((key(&idx(&tokens, i), "identity"), "must not be empty".into()));
+        }
+    }
+    if config.metastore.max_connections == 0 {
+        out.push((key(&metastore, "max_connections"), "must be at least 1".into()));
+    }
+    if config.metastore.max_message_bytes < 1024 * 1024 {
+        out.push((key(&metastore, "max_message_bytes"), "must be at least 1 MiB".into()));
     }
 
     if config.ingest.memory_budget_bytes < 1024 * 1024 {
@@ -151,7 +176,81 @@ pub fn check(config: &Config) -> Vec<Problem> {
             }
         }
     }
+    check_compaction(config, &key(&root, "compaction"), &mut out);
     out
+}
+
+// --- compaction -------------------------------------------------------------
+
+fn check_compaction(config: &Config, at: &[PathSegment], out: &mut Vec<Problem>) {
+    let c = &config.compaction;
+    if c.memory_budget_bytes < 16 * 1024 * 1024 {
+        out.push((key(at, "memory_budget_bytes"), "must be at least 16 MiB".into()));
+    }
+    for (name, v) in [("trigger_check_interval_secs", c.trigger_check_interval_secs), ("lease_ttl_secs", c.lease_ttl_secs)] {
+        if v == 0 {
+            out.push((key(at, name), "must be greater than 0".into()));
+        }
+    }
+    let mut seen = HashSet::new();
+    for (i, t) in c.tables.iter().enumerate() {
+        let tat = idx(&key(at, "tables"), i);
+        match (&t.pipeline, &t.location) {
+            (None, None) | (Some(_), Some(_)) => out.push((tat.clone(), "set either `pipeline` or `location`".into())),
+            (Some(p), None) if !config.pipelines.iter().any(|x| &x.name == p) => {
+                out.push((key(&tat, "pipeline"), format!("no pipeline named `{p}` in `pipelines`")))
+            }
+            _ => {}
+        }
+        let id = t.pipeline.clone().or(t.location.clone()).unwrap_or_default();
+        if !id.is_empty() && !seen.insert(id.clone()) {
+            out.push((tat.clone(), format!("table `{id}` already has a policy")));
+        }
+        if let Some(s) = &t.schedule {
+            if let Err(e) = crate::cron::CronSchedule::parse(s) {
+                out.push((key(&tat, "schedule"), format!("invalid cron expression `{s}`: {e}")));
+            }
+        }
+        if t.time_zone.parse::<chrono_tz::Tz>().is_err() {
+            out.push((key(&tat, "time_zone"), format!("unknown time zone `{}`, expected an IANA name such as `UTC` or `Europe/Berlin`", t.time_zone)));
+        }
+        for (j, w) in t.windows.iter().enumerate() {
+            if let Err(e) = crate::cron::DailyWindow::parse(&w.start, &w.end) {
+                out.push((idx(&key(&tat, "windows"), j), e));
+            }
+        }
+        for (name, v) in [
+            ("target_file_size_bytes", t.target_file_size_bytes),
+            ("small_file_bytes", t.small_file_bytes),
+            ("max_bytes_per_run", t.max_bytes_per_run),
+            ("max_bytes_per_commit", t.max_bytes_per_commit),
+            ("max_concurrent_rewrites", t.max_concurrent_rewrites as u64),
+            ("checkpoint_interval_commits", t.checkpoint_interval_commits),
+        ] {
+            if v == 0 {
+                out.push((key(&tat, name), "must be greater than 0".into()));
+            }
+        }
+        if t.small_file_bytes > t.target_file_size_bytes {
+            out.push((key(&tat, "small_file_bytes"), format!("is larger than `target_file_size_bytes` ({})", t.target_file_size_bytes)));
+        }
+        if t.min_files_per_bin < 2 {
+            out.push((key(&tat, "min_files_per_bin"), "must be at least 2: a bin of one file would rewrite it for nothing".into()));
+        }
+        let v = &t.vacuum;
+        if v.retention_hours < SAFE_VACUUM_RETENTION_HOURS && !v.force {
+            out.push((
+                key(&key(&tat, "vacuum"), "retention_hours"),
+                format!("{} hours is below the safe minimum of {SAFE_VACUUM_RETENTION_HOURS}: readers and time travel older than that would break; set `force: true` to allow it", v.retention_hours),
+            ));
+        }
+        let mut cols = HashSet::new();
+        for (j, col) in t.sort_by.iter().enumerate() {
+            if col.is_empty() || !cols.insert(col.as_str()) {
+                out.push((idx(&key(&tat, "sort_by"), j), format!("`{col}` is empty or listed twice")));
+            }
+        }
+    }
 }
 
 fn check_source(config: &Config, p: &PipelineConfig, at: &[PathSegment], out: &mut Vec<Problem>) {

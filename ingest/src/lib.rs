@@ -13,6 +13,7 @@ pub mod decode;
 pub mod metrics;
 pub mod partitioning;
 pub mod pipeline;
+pub mod publish;
 pub mod sample;
 pub mod sink;
 pub mod source;
@@ -111,6 +112,16 @@ pub async fn run(config: Config, options: RunOptions) -> Result<RunSummary, Inge
         });
     }
 
+    let mut published = Vec::new();
+    for p in &selected {
+        let dlq_name = p.dead_letter.table.clone().unwrap_or_else(|| format!("{}_dead_letter", p.table.name));
+        for name in [p.table.name.clone(), dlq_name] {
+            let location = warehouse.table_location(&p.table.database, &name, if name == p.table.name { p.table.location.as_deref() } else { None }, &config.storage)?;
+            published.push((p.name.clone(), publish::Published { database: p.table.database.clone(), table: name, location }));
+        }
+    }
+    let publisher = publish::Publisher::start(&config, published);
+
     let mut handles = Vec::new();
     for p in &selected {
         let writer = build_writer(&config, &warehouse, p).await?;
@@ -144,6 +155,7 @@ pub async fn run(config: Config, options: RunOptions) -> Result<RunSummary, Inge
             }
         }
     }
+    publisher.finish().await;
     if failed > 0 {
         return Err(IngestError::Failed { failed, total });
     }

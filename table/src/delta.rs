@@ -132,6 +132,19 @@ impl DeltaTable {
         self.inner.version().map(|v| v as i64).unwrap_or(-1)
     }
 
+    /// Live data files of the loaded snapshot: `(files, bytes, rows)`; rows
+    /// only counts files whose statistics carry a row count.
+    pub fn file_stats(&self) -> Result<(u64, u64, u64), TableError> {
+        let snapshot = self.inner.snapshot().map_err(|e| delta_err(&self.location, e))?;
+        let (mut files, mut bytes, mut rows) = (0u64, 0u64, 0u64);
+        for f in snapshot.log_data().iter() {
+            files += 1;
+            bytes += f.size().max(0) as u64;
+            rows += f.num_records().unwrap_or(0).max(0) as u64;
+        }
+        Ok((files, bytes, rows))
+    }
+
     pub fn arrow_schema(&self) -> Result<SchemaRef, TableError> {
         let snapshot = self.inner.snapshot().map_err(|e| delta_err(&self.location, e))?;
         let schema: ArrowSchema = snapshot.schema().as_ref().try_into_arrow().map_err(|e| delta_err(&self.location, e.into()))?;

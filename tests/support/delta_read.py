@@ -22,6 +22,7 @@ binding, not inlet's own code) and prints ONE JSON line on stdout:
 Usage:
   delta_read.py TABLE_URI [--s3-endpoint URL]
                 [--count-col-pair PARTITION_COL OFFSET_COL] [--app-id ID]
+                [--version V]   (time travel)
 
 TABLE_URI is a local path, file:// URI or s3:// URI. For s3 the endpoint
 comes from --s3-endpoint, else $INLET_TEST_S3_ENDPOINT, else
@@ -93,6 +94,7 @@ def main(argv=None):
         help="count distinct and duplicated (PARTITION_COL, OFFSET_COL) pairs",
     )
     ap.add_argument("--app-id", help="also report the application transaction version of this app id")
+    ap.add_argument("--version", type=int, help="time travel: read this version of the table")
     args = ap.parse_args(argv)
 
     from deltalake import DeltaTable
@@ -101,7 +103,7 @@ def main(argv=None):
     uri = args.table_uri
     opts = storage_options_for(uri, args.s3_endpoint)
     try:
-        dt = DeltaTable(uri, storage_options=opts or None)
+        dt = DeltaTable(uri, version=args.version, storage_options=opts or None)
     except TableNotFoundError as e:
         print(f"delta_read: no Delta table at {uri}: {e}", file=sys.stderr)
         return 2

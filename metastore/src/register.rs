@@ -1,0 +1,239 @@
+//! Registering Delta tables in the catalog the way Spark with delta-spark
+//! registers them (so Spark, Trino's Delta connector and Hive-aware tools
+//! find them), with the real columns stored as well so that Hive-level
+//! DESCRIBE and the REST API show them. Registration is idempotent: the same
+//! table and schema register once; a changed schema alters the table.
+
+use std::collections::BTreeMap;
+
+use deltalake::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use inlet_hms_thrift::hive_metastore as hms;
+use serde_json::{json, Value};
+
+use crate::catalog::{Actor, Catalog, CatalogError};
+
+/// Spark splits long schema strings into parts of this size (its
+/// `spark.sql.sources.schemaStringLengthThreshold` default).
+const SCHEMA_PART_CHARS: usize = 4000;
+
+/// A Delta table as the catalog should know it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeltaRegistration {
+    pub database: String,
+    pub table: String,
+    /// The location as other engines write it (`s3a://...`, `file:/...`).
+    pub location: String,
+    pub schema: Schema,
+    pub partition_columns: Vec<String>,
+    /// Extra table parameters (e.g. which pipeline writes the table).
+    pub properties: BTreeMap<String, String>,
+}
+
+/// Spark's JSON name of an Arrow type.
+fn spark_type(t: &DataType) -> Value {
+    match t {
+        DataType::Boolean => json!("boolean"),
+        DataType::Int8 => json!("byte"),
+        DataType::Int16 => json!("short"),
+        DataType::Int32 | DataType::UInt8 | DataType::UInt16 => json!("integer"),
+        DataType::Int64 | DataType::UInt32 | DataType::UInt64 => json!("long"),
+        DataType::Float32 => json!("float"),
+        DataType::Float64 => json!("double"),
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => json!("string"),
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView | DataType::FixedSizeBinary(_) => json!("binary"),
+        DataType::Date32 | DataType::Date64 => json!("date"),
+        DataType::Timestamp(_, Some(_)) => json!("timestamp"),
+        DataType::Timestamp(_, None) => json!("timestamp_ntz"),
+        DataType::Decimal128(p, s) | DataType::Decimal256(p, s) => json!(format!("decimal({p},{s})")),
+        DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
+            json!({"type": "array", "elementType": spark_type(f.data_type()), "containsNull": f.is_nullable()})
+        }
+        DataType::Map(entries, _) => match entries.data_type() {
+            DataType::Struct(kv) if kv.len() == 2 => {
+                json!({"type": "map", "keyType": spark_type(kv[0].data_type()), "valueType": spark_type(kv[1].data_type()), "valueContainsNull": kv[1].is_nullable()})
+            }
+            _ => json!("string"),
+        },
+        DataType::Struct(fields) => json!({"type": "struct", "fields": fields.iter().map(|f| spark_field(f)).collect::<Vec<_>>()}),
+        _ => json!("string"),
+    }
+}
+
+fn spark_field(f: &Field) -> Value {
+    json!({"name": f.name(), "type": spark_type(f.data_type()), "nullable": f.is_nullable(), "metadata": {}})
+}
+
+/// Hive's type name of an Arrow type (what DESCRIBE prints).
+pub fn hive_type(t: &DataType) -> String {
+    match t {
+        DataType::Boolean => "boolean".into(),
+        DataType::Int8 => "tinyint".into(),
+        DataType::Int16 => "smallint".into(),
+        DataType::Int32 | DataType::UInt8 | DataType::UInt16 => "int".into(),
+        DataType::Int64 | DataType::UInt32 | DataType::UInt64 => "bigint".into(),
+        DataType::Float32 => "float".into(),
+        DataType::Float64 => "double".into(),
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "string".into(),
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView | DataType::FixedSizeBinary(_) => "binary".into(),
+        DataType::Date32 | DataType::Date64 => "date".into(),
+        DataType::Timestamp(TimeUnit::Second | TimeUnit::Millisecond | TimeUnit::Microsecond | TimeUnit::Nanosecond, _) => "timestamp".into(),
+        DataType::Decimal128(p, s) | DataType::Decimal256(p, s) => format!("decimal({p},{s})"),
+        DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => format!("array<{}>", hive_type(f.data_type())),
+        DataType::Map(entries, _) => match entries.data_type() {
+            DataType::Struct(kv) if kv.len() == 2 => format!("map<{},{}>", hive_type(kv[0].data_type()), hive_type(kv[1].data_type())),
+            _ => "string".into(),
+        },
+        DataType::Struct(fields) => format!("struct<{}>", fields.iter().map(|f| format!("{}:{}", f.name(), hive_type(f.data_type()))).collect::<Vec<_>>().join(",")),
+        _ => "string".into(),
+    }
+}
+
+impl DeltaRegistration {
+    /// Spark's schema JSON (`StructType.json`) of the table.
+    pub fn spark_schema_json(&self) -> String {
+        json!({"type": "struct", "fields": self.schema.fields().iter().map(|f| spark_field(f)).collect::<Vec<_>>()}).to_string()
+    }
+
+    /// The Hive table object delta-spark would write, plus real columns.
+    pub fn to_table(&self) -> hms::Table {
+        let mut params: BTreeMap<String, String> = BTreeMap::new();
+        params.insert("EXTERNAL".into(), "TRUE".into());
+        params.insert("spark.sql.sources.provider".into(), "delta".into());
+        params.insert("spark.sql.partitionProvider".into(), "catalog".into());
+        params.insert("spark.sql.create.version".into(), "3.5.0".into());
+        params.insert("inlet.registered.by".into(), "inlet".into());
+        let schema = self.spark_schema_json();
+        let parts: Vec<String> = schema.chars().collect::<Vec<_>>().chunks(SCHEMA_PART_CHARS).map(|c| c.iter().collect()).collect();
+        if parts.len() == 1 {
+            params.insert("spark.sql.sources.schema".into(), schema);
+        } else {
+            params.insert("spark.sql.sources.schema.numParts".into(), parts.len().to_string());
+            for (i, p) in parts.into_iter().enumerate() {
+                params.insert(format!("spark.sql.sources.schema.part.{i}"), p);
+            }
+        }
+        if !self.partition_columns.is_empty() {
+            params.insert("spark.sql.sources.schema.numPartCols".into(), self.partition_columns.len().to_string());
+            for (i, c) in self.partition_columns.iter().enumerate() {
+                params.insert(format!("spark.sql.sources.schema.partCol.{i}"), c.clone());
+            }
+        }
+        params.extend(self.properties.clone());
+        let cols = self.schema.fields().iter().map(|f| hms::FieldSchema { name: Some(f.name().to_lowercase()), type_: Some(hive_type(f.data_type())), comment: None }).collect();
+        hms::Table {
+            table_name: Some(self.table.clone()),
+            db_name: Some(self.database.clone()),
+            owner: Some("inlet".into()),
+            sd: Some(hms::StorageDescriptor {
+                cols: Some(cols),
+                location: Some(self.location.clone()),
+                input_format: Some("org.apache.hadoop.mapred.SequenceFileInputFormat".into()),
+                output_format: Some("org.apache.hadoop.hive.ql.io.HiveSequenceFileOutputFormat".into()),
+                serde_info: Some(hms::SerDeInfo {
+                    serialization_lib: Some("org.apache.hadoop.hive.serde2.lazy.LazySimpleSerDe".into()),
+                    // Trino's Delta connector reads the location from here.
+                    parameters: Some(BTreeMap::from([("path".into(), self.location.clone()), ("serialization.format".into(), "1".into())])),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            partition_keys: Some(Vec::new()),
+            parameters: Some(params),
+            table_type: Some("EXTERNAL_TABLE".into()),
+            ..Default::default()
+        }
+    }
+}
+
+/// What [`register_delta`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registered {
+    Created,
+    Updated,
+    Unchanged,
+}
+
+/// Creates or updates the table's registration (and its database when
+/// missing).
+pub async fn register_delta(catalog: &Catalog, actor: &Actor, reg: &DeltaRegistration) -> Result<Registered, CatalogError> {
+    match catalog.get_database(&reg.database).await {
+        Ok(_) => {}
+        Err(CatalogError::NoSuchObject(_)) => {
+            let db = hms::Database { name: Some(reg.database.clone()), parameters: Some(BTreeMap::new()), owner_name: Some("inlet".into()), owner_type: Some(hms::PrincipalType::USER), ..Default::default() };
+            match catalog.create_database(actor, db).await {
+                Ok(()) | Err(CatalogError::AlreadyExists(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Err(e) => return Err(e),
+    }
+    let wanted = reg.to_table();
+    match catalog.get_table(&reg.database, &reg.table).await {
+        Err(CatalogError::NoSuchObject(_)) => match catalog.create_table(actor, wanted).await {
+            Ok(_) => Ok(Registered::Created),
+            // Another replica of the pipeline registered it first.
+            Err(CatalogError::AlreadyExists(_)) => Ok(Registered::Unchanged),
+            Err(e) => Err(e),
+        },
+        Ok(existing) => {
+            let same = existing.sd.as_ref().map(|s| (&s.cols, &s.location)) == wanted.sd.as_ref().map(|s| (&s.cols, &s.location))
+                && wanted.parameters.iter().flatten().all(|(k, v)| existing.parameters.as_ref().and_then(|p| p.get(k)) == Some(v));
+            if same {
+                return Ok(Registered::Unchanged);
+            }
+            // Keep what others set on the table (comments, owners'
+            // properties); replace what the Delta log decides.
+            let mut updated = wanted;
+            let mut params = existing.parameters.clone().unwrap_or_default();
+            params.retain(|k, _| !k.starts_with("spark.sql.sources.schema"));
+            params.extend(updated.parameters.take().unwrap_or_default());
+            updated.parameters = Some(params);
+            updated.create_time = existing.create_time;
+            updated.owner = existing.owner.clone();
+            catalog.alter_table(actor, &reg.database, &reg.table, updated, false).await?;
+            Ok(Registered::Updated)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use deltalake::arrow::datatypes::Field;
+
+    #[test]
+    fn types_as_spark_and_hive_name_them() {
+        let s = Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("ts", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), true),
+            Field::new("tags", DataType::List(std::sync::Arc::new(Field::new("item", DataType::Utf8, true))), true),
+            Field::new("amount", DataType::Decimal128(10, 2), true),
+        ]);
+        let reg = DeltaRegistration { database: "d".into(), table: "t".into(), location: "file:/w/t".into(), schema: s, partition_columns: vec!["dt".into()], properties: BTreeMap::new() };
+        let t = reg.to_table();
+        let cols: Vec<(String, String)> = t.sd.as_ref().unwrap().cols.as_ref().unwrap().iter().map(|c| (c.name.clone().unwrap(), c.type_.clone().unwrap())).collect();
+        assert_eq!(cols[0], ("id".into(), "bigint".into()));
+        assert_eq!(cols[1], ("ts".into(), "timestamp".into()));
+        assert_eq!(cols[2], ("tags".into(), "array<string>".into()));
+        assert_eq!(cols[3], ("amount".into(), "decimal(10,2)".into()));
+        let p = t.parameters.unwrap();
+        assert_eq!(p["spark.sql.sources.provider"], "delta");
+        assert_eq!(p["spark.sql.sources.schema.partCol.0"], "dt");
+        let schema: Value = serde_json::from_str(&p["spark.sql.sources.schema"]).unwrap();
+        assert_eq!(schema["fields"][0]["type"], "long");
+        assert_eq!(schema["fields"][2]["type"]["elementType"], "string");
+        assert_eq!(t.sd.unwrap().serde_info.unwrap().parameters.unwrap()["path"], "file:/w/t");
+    }
+
+    #[test]
+    fn long_schemas_are_split_like_spark_splits_them() {
+        let fields: Vec<Field> = (0..400).map(|i| Field::new(format!("column_with_a_long_name_{i}"), DataType::Utf8, true)).collect();
+        let reg = DeltaRegistration { database: "d".into(), table: "t".into(), location: "file:/w/t".into(), schema: Schema::new(fields), partition_columns: vec![], properties: BTreeMap::new() };
+        let p = reg.to_table().parameters.unwrap();
+        let n: usize = p["spark.sql.sources.schema.numParts"].parse().unwrap();
+        assert!(n > 1);
+        let joined: String = (0..n).map(|i| p[&format!("spark.sql.sources.schema.part.{i}")].clone()).collect();
+        assert_eq!(joined, reg.spark_schema_json());
+    }
+}

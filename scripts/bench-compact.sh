@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# Compaction benchmark: inlet against Python deltalake's optimize.compact()
+# on identical copies of one table, in one run on one machine. Prints input
+# MB/s and peak RSS of both, and checks that both tables still hold every row.
+#
+#   scripts/bench-compact.sh [FILES] [ROWS_PER_FILE]
+#
+# The table: FILES small files (default 2,000) in 4 date partitions, rows of
+# the sample event schema plus a 16-byte random column (about 1 GiB with the
+# defaults), written with Python deltalake (snappy, as inlet's ingest writes).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+FILES="${1:-2000}"
+ROWS="${2:-15000}"
+PY="${INLET_PYTHON:-python3}"
+"$PY" -c 'import numpy, pyarrow, deltalake' 2>/dev/null || "$PY" -m pip install --quiet numpy pyarrow deltalake
+cargo build --release --quiet --bin inlet
+T="${CARGO_TARGET_DIR:-target}/release"
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+
+echo "==> building the table: $FILES files x $ROWS rows in 4 partitions" >&2
+"$PY" - "$WORK/base" "$FILES" "$ROWS" <<'PY'
+import sys, numpy as np, pyarrow as pa
+from deltalake import write_deltalake
+path, files, rows = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+rng = np.random.default_rng(7)
+types = np.array(["view", "click", "cart", "purchase", "search"])
+countries = np.array(["DE", "FR", "US", "GB", "JP", "BR", "IN", "ES"])
+dates = ["2026-11-20", "2026-11-21", "2026-11-22", "2026-11-23"]
+eid = 0
+for i in range(files // 4):
+    n = rows * 4
+    ids = np.arange(eid, eid + n, dtype=np.int64); eid += n
+    h = (ids * 0x9E3779B97F4A7C15) & 0x7FFFFFFFFFFFFFFF
+    t = pa.table({
+        "event_id": ids,
+        "user_id": h % 1_000_000,
+        "session_id": pa.array(np.char.add("s-", (h % 10_000_000).astype(str))),
+        "event_type": pa.array(types[h % 5]),
+        "country": pa.array(countries[(h >> 8) % 8]),
+        "amount": (h % 100_000) / 100.0,
+        "ts": pa.array(1_795_000_000_000_000 + ids * 1000, pa.timestamp("us", tz="UTC")),
+        "url": pa.array(np.char.add("https://shop.example.com/p/", (h % 50_000).astype(str))),
+        "rnd": pa.array(list(rng.bytes(16 * n)[j * 16:(j + 1) * 16] for j in range(n)), pa.binary(16)),
+        "dt": pa.array(np.repeat(dates, rows)),
+    })
+    write_deltalake(path, t, mode="append", partition_by=["dt"])
+PY
+BYTES=$(find "$WORK/base" -name '*.parquet' -printf '%s\n' | awk '{s+=$1} END {print s}')
+NFILES=$(find "$WORK/base" -name '*.parquet' | wc -l)
+echo "    $NFILES files, $BYTES bytes" >&2
+cp -r "$WORK/base" "$WORK/inlet"
+cp -r "$WORK/base" "$WORK/peer"
+sync
+
+cat > "$WORK/bench.yaml" <<YAML
+storage:
+  warehouse: $WORK
+compaction:
+  memory_budget_bytes: 268435456
+  tables:
+    - location: $WORK/inlet
+      target_file_size_bytes: 134217728
+      small_file_bytes: 134217728
+      min_files_per_bin: 2
+      skip_active_partitions: false
+      max_concurrent_rewrites: 2
+YAML
+
+echo "==> inlet compact" >&2
+S=$(date +%s.%N)
+/usr/bin/time -f "%M" -o "$WORK/inlet.rss" "$T/inlet" compact --config "$WORK/bench.yaml" --table "$WORK/inlet" 2> "$WORK/inlet.log" >&2 || { tail -20 "$WORK/inlet.log"; exit 1; }
+E=$(date +%s.%N)
+echo "$S $E" > "$WORK/inlet.time"
+
+echo "==> Python deltalake optimize.compact() (its defaults: ZSTD level 4)" >&2
+S=$(date +%s.%N)
+/usr/bin/time -f "%M" -o "$WORK/peer.rss" "$PY" -c "
+import sys
+from deltalake import DeltaTable
+m = DeltaTable(sys.argv[1]).optimize.compact(target_size=134217728)
+print(m, file=sys.stderr)
+import os; sys.stderr.flush(); os._exit(0)" "$WORK/peer" 2> "$WORK/peer.log"
+E=$(date +%s.%N)
+echo "$S $E" > "$WORK/peer.time"
+
+echo "==> Python deltalake optimize.compact() with snappy (inlet's codec)" >&2
+rm -rf "$WORK/peer"; cp -r "$WORK/base" "$WORK/peer"; sync
+S=$(date +%s.%N)
+/usr/bin/time -f "%M" -o "$WORK/peer2.rss" "$PY" -c "
+import sys
+from deltalake import DeltaTable, WriterProperties
+m = DeltaTable(sys.argv[1]).optimize.compact(target_size=134217728, writer_properties=WriterProperties(compression='SNAPPY'))
+print(m, file=sys.stderr)
+import os; sys.stderr.flush(); os._exit(0)" "$WORK/peer" 2> "$WORK/peer2.log"
+E=$(date +%s.%N)
+echo "$S $E" > "$WORK/peer2.time"
+
+for t in inlet peer; do
+  "$PY" tests/support/delta_read.py "$WORK/$t" > "$WORK/$t.read"
+done
+"$PY" - "$WORK" "$BYTES" "$NFILES" "$((FILES / 4 * 4 * ROWS))" <<'PY'
+import json, sys
+w, size, nfiles, rows = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+def fig(name):
+    s, e = map(float, open(f"{w}/{name}.time").read().split())
+    rss = int(open(f"{w}/{name}.rss").read().strip().splitlines()[-1]) / 1024
+    return e - s, rss
+print(f"table: {nfiles} files, {size / 1e6:.0f} MB, {rows} rows")
+res = {}
+for name, label in [("inlet", "inlet compact"), ("peer", "deltalake optimize.compact (zstd)"), ("peer2", "deltalake optimize.compact (snappy)")]:
+    secs, rss = fig(name)
+    res[name] = (secs, rss)
+    print(f"{label:38s}: {secs:6.2f} s  {size / 1e6 / secs:7.1f} MB/s  peak RSS {rss:6.0f} MiB")
+for t in ("inlet", "peer"):
+    r = json.load(open(f"{w}/{t}.read"))
+    assert r["rows"] == rows, (t, r)
+    print(f"{t}: {r['files']} files after, {r['rows']} rows")
+for p in ("peer", "peer2"):
+    print(f"throughput inlet / {p}: {res[p][0] / res['inlet'][0]:.2f}x   peak RSS inlet / {p}: {res['inlet'][1] / res[p][1]:.2f}")
+PY
