@@ -183,7 +183,7 @@ fn main() -> ExitCode {
             };
             match runtime().block_on(compact_cli::service(&config)) {
                 Ok(()) => ExitCode::SUCCESS,
-                Err(e) => fail(&e),
+                Err(e) => fail(e.as_ref()),
             }
         }
         Command::Metastore { command } => {
@@ -232,10 +232,19 @@ mod compact_cli {
         pub json: bool,
     }
 
-    /// The ledger of this process. Leases over the catalog database come with
-    /// the metastore; until then they protect within one process only.
-    fn ledger(_config: &Config) -> Arc<dyn Ledger> {
-        Arc::new(InProcessLedger::new())
+    /// The ledger: over the catalog database when the configuration names
+    /// one (leases shared by every compactor on it, runs recorded, table
+    /// statistics updated), otherwise in memory (leases protect within this
+    /// process only).
+    async fn ledger(config: &Config) -> Result<Arc<dyn Ledger>, Box<dyn std::error::Error>> {
+        match &config.catalog {
+            Some(_) => {
+                let store = inlet_metastore::server::open_store(config).await?;
+                let catalog = inlet_metastore::Catalog::new(store, &inlet_metastore::server::warehouse_uri(config));
+                Ok(Arc::new(inlet_compactor::CatalogLedger::new(catalog)))
+            }
+            None => Ok(Arc::new(InProcessLedger::new())),
+        }
     }
 
     pub async fn compact(config: &Config, o: Options) -> Result<ExitCode, Box<dyn std::error::Error>> {
@@ -245,7 +254,7 @@ mod compact_cli {
         }
         policy.vacuum.force |= o.force;
         let filters = o.partitions.iter().map(|p| parse_partition_filter(p)).collect::<Result<Vec<_>, _>>()?;
-        let mut run = Compaction::new(policy, ledger(config), MemoryBudget::new(config.compaction.memory_budget_bytes))
+        let mut run = Compaction::new(policy, ledger(config).await?, MemoryBudget::new(config.compaction.memory_budget_bytes))
             .with_partitions(filters)
             .with_dry_run(o.dry_run)
             .with_vacuum(o.vacuum)
@@ -296,7 +305,7 @@ mod compact_cli {
         Ok(if report.failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
     }
 
-    pub async fn service(config: &Config) -> Result<(), inlet_compactor::CompactError> {
+    pub async fn service(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
         let shutdown = async {
             let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
             tokio::select! {
@@ -304,7 +313,7 @@ mod compact_cli {
                 _ = tokio::signal::ctrl_c() => {}
             }
         };
-        inlet_compactor::service::run(config, ledger(config), shutdown).await
+        Ok(inlet_compactor::service::run(config, ledger(config).await?, shutdown).await?)
     }
 }
 

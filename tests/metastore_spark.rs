@@ -149,7 +149,7 @@ impl Served {
     }
 
     fn log_tail(&self) -> String {
-        tail(&std::fs::read_to_string(&self.log).unwrap_or_default(), 6000)
+        tail(&std::fs::read_to_string(&self.log).unwrap_or_default(), 6000).to_string()
     }
 
     fn assert_alive(&mut self, when: &str) {

@@ -11,6 +11,7 @@
 //! [`policy`] resolves `compaction.tables[]`; [`schedule`] decides when
 //! `inlet compactor` ([`service`]) runs a policy: cron, windows, triggers.
 
+pub mod catalog_ledger;
 pub mod commit;
 pub mod ledger;
 pub mod metrics;
@@ -22,6 +23,7 @@ pub mod schedule;
 pub mod service;
 pub mod vacuum;
 
+pub use catalog_ledger::CatalogLedger;
 pub use ledger::{CompactionRun, InProcessLedger, Ledger, LedgerError, Outcome, TableStats};
 pub use plan::Plan;
 pub use policy::Policy;

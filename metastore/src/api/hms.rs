@@ -145,12 +145,12 @@ impl Handler {
         Ok(cols)
     }
 
-    fn column_statistics(&self, db: &str, table: &str, part: Option<&str>, col: &str, objs: Vec<ColumnStatisticsObj>) -> thrift::Result<ColumnStatistics> {
+    fn column_statistics(&self, db: &str, table: &str, part: Option<&str>, col: &str, objs: Vec<ColumnStatisticsObj>, last_analyzed: Option<i64>) -> thrift::Result<ColumnStatistics> {
         if objs.is_empty() {
             return Err(build(Ex::NoSuchObject, format!("Column stats doesn't exist for db={db} table={table} col={col}")));
         }
         Ok(ColumnStatistics {
-            stats_desc: ColumnStatisticsDesc { is_tbl_level: part.is_none(), db_name: db.to_string(), table_name: table.to_string(), part_name: part.map(String::from), last_analyzed: None, cat_name: None },
+            stats_desc: ColumnStatisticsDesc { is_tbl_level: part.is_none(), db_name: db.to_string(), table_name: table.to_string(), part_name: part.map(String::from), last_analyzed, cat_name: None },
             stats_obj: objs,
             is_stats_compliant: None,
             engine: None,
@@ -212,14 +212,19 @@ impl ThriftHiveMetastoreSyncHandler for Handler {
 
     fn handle_set_ugi(&self, user_name: String, group_names: Vec<String>) -> thrift::Result<Vec<String>> {
         *self.user.borrow_mut() = Some(user_name.clone());
-        let mut out = vec![user_name];
-        out.extend(group_names);
+        // As Hive: the groups, with the user name added when missing.
+        let mut out = group_names;
+        if !out.contains(&user_name) {
+            out.push(user_name);
+        }
         Ok(out)
     }
 
     fn handle_get_config_value(&self, name: String, default_value: String) -> thrift::Result<String> {
-        if name.contains("password") || name.contains("secret") || name.contains("javax.jdo.option.ConnectionURL") {
-            return Err(build(Ex::Meta, format!("Configuration value {name} is not readable")));
+        // Hive answers only these namespaces; everything else (the JDO
+        // connection password, say) is a security exception.
+        if !["hive.", "hdfs.", "mapred."].iter().any(|p| name.starts_with(p)) {
+            return Err(thrift::Error::User(Box::new(ConfigValSecurityException { message: Some(format!("For security reasons, the config key {name} cannot be accessed")) })));
         }
         Ok(self.config.get(&name).cloned().unwrap_or(default_value))
     }
@@ -526,18 +531,18 @@ impl ThriftHiveMetastoreSyncHandler for Handler {
     }
 
     fn handle_get_table_column_statistics(&self, db_name: String, tbl_name: String, col_name: String) -> thrift::Result<ColumnStatistics> {
-        let objs = self.run("get_table_column_statistics", GET, self.catalog.table_column_statistics(&db_name, &tbl_name, std::slice::from_ref(&col_name)))?;
-        self.column_statistics(&db_name, &tbl_name, None, &col_name, objs)
+        let (objs, last) = self.run("get_table_column_statistics", GET, self.catalog.table_column_statistics_desc(&db_name, &tbl_name, std::slice::from_ref(&col_name)))?;
+        self.column_statistics(&db_name, &tbl_name, None, &col_name, objs, last)
     }
 
     fn handle_get_partition_column_statistics(&self, db_name: String, tbl_name: String, part_name: String, col_name: String) -> thrift::Result<ColumnStatistics> {
         let mut map = self.run(
             "get_partition_column_statistics",
             GET,
-            self.catalog.partition_column_statistics(&db_name, &tbl_name, std::slice::from_ref(&part_name), std::slice::from_ref(&col_name)),
+            self.catalog.partition_column_statistics_desc(&db_name, &tbl_name, std::slice::from_ref(&part_name), std::slice::from_ref(&col_name)),
         )?;
-        let objs = map.remove(&part_name).unwrap_or_default();
-        self.column_statistics(&db_name, &tbl_name, Some(&part_name), &col_name, objs)
+        let (objs, last) = map.remove(&part_name).unwrap_or_default();
+        self.column_statistics(&db_name, &tbl_name, Some(&part_name), &col_name, objs, last)
     }
 
     fn handle_get_table_statistics_req(&self, request: TableStatsRequest) -> thrift::Result<TableStatsResult> {

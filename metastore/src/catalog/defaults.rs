@@ -27,6 +27,7 @@ pub fn normalize_database(db: &mut hms::Database) {
         *n = normalize_identifier(n);
     }
     db.parameters.get_or_insert_with(BTreeMap::new);
+    db.owner_type.get_or_insert(hms::PrincipalType::USER);
 }
 
 /// A table as ObjectStore stores and returns it.
@@ -53,6 +54,9 @@ pub fn normalize_table(t: &mut hms::Table) -> Result<()> {
     normalize_fields(keys);
     t.last_access_time.get_or_insert(0);
     t.retention.get_or_insert(0);
+    // ObjectStore does not keep `temporary` (temporary tables never reach
+    // the metastore): it reads back unset.
+    t.temporary = None;
     if t.table_type.as_deref() != Some("VIRTUAL_VIEW") && t.sd.is_none() {
         return Err(CatalogError::InvalidObject("Storage descriptor is required".into()));
     }

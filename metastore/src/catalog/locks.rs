@@ -129,8 +129,10 @@ impl Catalog {
     }
 
     pub async fn unlock(&self, lock_id: i64) -> Result<()> {
-        let gone = self.store().transact(|c| Box::pin(async move { objects::delete_lock(c, lock_id).await.map_err(CatalogError::from) })).await?;
-        if gone { Ok(()) } else { Err(CatalogError::NoSuchLock(format!("No such lock: {lock_id}"))) }
+        // Idempotent, as Hive's: clients (pyiceberg) unlock in `finally`,
+        // also after a lock already expired.
+        self.store().transact(|c| Box::pin(async move { objects::delete_lock(c, lock_id).await.map_err(CatalogError::from) })).await?;
+        Ok(())
     }
 
     pub async fn heartbeat(&self, lock_id: i64) -> Result<()> {

@@ -200,6 +200,9 @@ impl Catalog {
     pub async fn partitions_ps(&self, db: &str, table: &str, partial: &[String], max: i32) -> Result<Vec<hms::Partition>> {
         let (trow, t) = self.table_and_row(db, table).await?;
         let nkeys = key_names(&t).len();
+        if partial.is_empty() {
+            return Err(CatalogError::Invalid("Invalid partition key & values; keys [], values []".into()));
+        }
         if partial.len() > nkeys {
             return Err(CatalogError::Invalid("Incorrect number of partition values".into()));
         }

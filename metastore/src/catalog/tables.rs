@@ -53,7 +53,8 @@ impl Catalog {
         let db_name = table.db_name.clone().unwrap_or_default();
         let name = table.table_name.clone().unwrap_or_default();
         let db = self.get_database(&db_name).await.map_err(|e| match e {
-            CatalogError::NoSuchObject(_) => CatalogError::NoSuchObject(format!("The database {db_name} does not exist")),
+            // Hive 2.3 answers InvalidObjectException naming the database.
+            CatalogError::NoSuchObject(_) => CatalogError::InvalidObject(db_name.clone()),
             e => e,
         })?;
         let now = now_secs();
@@ -80,7 +81,7 @@ impl Catalog {
             .transact(|c| {
                 let (mut row, entry, db_name, name) = (row.clone(), entry.clone(), db_name.clone(), name.clone());
                 Box::pin(async move {
-                    let db = objects::db_by_name(c, &db_name).await?.ok_or_else(|| CatalogError::NoSuchObject(format!("The database {db_name} does not exist")))?;
+                    let db = objects::db_by_name(c, &db_name).await?.ok_or_else(|| CatalogError::InvalidObject(db_name.clone()))?;
                     row.db_id = db.db_id;
                     let exists = || CatalogError::AlreadyExists(format!("Table {name} already exists"));
                     if objects::table_by_name(c, db.db_id, &name).await?.is_some() {
@@ -316,5 +317,46 @@ impl Catalog {
             }
         }
         Ok(())
+    }
+
+    /// Sets Hive's basic statistics (`numFiles`, `totalSize`, `numRows`) of
+    /// every table registered at `location` (a compaction's result). Returns
+    /// how many tables were updated.
+    pub async fn set_basic_stats_at(&self, actor: &Actor, location: &str, files: u64, bytes: u64, rows: Option<u64>) -> Result<usize> {
+        let trimmed = location.trim_end_matches('/').to_string();
+        let mut forms = vec![trimmed.clone()];
+        if trimmed.starts_with('/') {
+            forms.push(format!("file:{trimmed}"));
+            forms.push(format!("file://{trimmed}"));
+        }
+        let actor = actor.clone();
+        self.store()
+            .transact(|c| {
+                let (forms, actor) = (forms.clone(), actor.clone());
+                Box::pin(async move {
+                    let rows_at = objects::tables_at(c, &forms).await?;
+                    let mut n = 0;
+                    for mut row in rows_at {
+                        let mut t = decode_table(&row.object)?;
+                        let params = t.parameters.get_or_insert_with(Default::default);
+                        params.insert("numFiles".into(), files.to_string());
+                        params.insert("totalSize".into(), bytes.to_string());
+                        match rows {
+                            Some(r) => params.insert("numRows".into(), r.to_string()),
+                            None => params.remove("numRows"),
+                        };
+                        row.object = encode(&t);
+                        row.updated_at = now_ms();
+                        objects::update_table(c, &row).await?;
+                        let dbname = t.db_name.clone().unwrap_or_default();
+                        let mut e = AuditEntry::new(&actor.user, actor.via, "update_table_stats", "table", qualified(&dbname, &row.name));
+                        e.after = Some(serde_json::json!({ "numFiles": files, "totalSize": bytes, "numRows": rows }));
+                        audit::insert(c, &e).await?;
+                        n += 1;
+                    }
+                    Ok(n)
+                })
+            })
+            .await
     }
 }

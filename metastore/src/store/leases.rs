@@ -28,6 +28,19 @@ pub async fn try_acquire(conn: &mut AnyConnection, name: &str, owner: &str, ttl_
     }
 }
 
+/// Extends a lease `owner` still holds (not expired). Returns whether it did.
+pub async fn renew(conn: &mut AnyConnection, name: &str, owner: &str, ttl_ms: i64, now_ms: i64) -> Result<bool, StoreError> {
+    Ok(sqlx::query("UPDATE leases SET expires_at_ms = ?, version = version + 1 WHERE name = ? AND owner = ? AND expires_at_ms >= ?")
+        .bind(now_ms + ttl_ms)
+        .bind(name)
+        .bind(owner)
+        .bind(now_ms)
+        .execute(conn)
+        .await?
+        .rows_affected()
+        > 0)
+}
+
 /// Gives a lease up (only when `owner` holds it).
 pub async fn release(conn: &mut AnyConnection, name: &str, owner: &str) -> Result<bool, StoreError> {
     Ok(sqlx::query("UPDATE leases SET expires_at_ms = 0, version = version + 1 WHERE name = ? AND owner = ?").bind(name).bind(owner).execute(conn).await?.rows_affected() > 0)

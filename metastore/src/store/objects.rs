@@ -153,6 +153,18 @@ pub async fn table_by_name(conn: &mut AnyConnection, db_id: i64, name: &str) -> 
     Ok(row.as_ref().map(table_row).transpose()?)
 }
 
+/// Tables registered at any of `locations`.
+pub async fn tables_at(conn: &mut AnyConnection, locations: &[String]) -> Result<Vec<TableRow>, StoreError> {
+    let mut out = Vec::new();
+    for loc in locations {
+        let rows = sqlx::query(&format!("SELECT {TABLE_COLS} FROM tbls WHERE location = ?")).bind(loc).fetch_all(&mut *conn).await?;
+        for r in &rows {
+            out.push(table_row(r)?);
+        }
+    }
+    Ok(out)
+}
+
 pub async fn table_by_id(conn: &mut AnyConnection, tbl_id: i64) -> Result<Option<TableRow>, StoreError> {
     let row = sqlx::query(&format!("SELECT {TABLE_COLS} FROM tbls WHERE tbl_id = ?")).bind(tbl_id).fetch_optional(conn).await?;
     Ok(row.as_ref().map(table_row).transpose()?)
