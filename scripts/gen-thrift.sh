@@ -31,6 +31,15 @@
 #     elements are actually decoded. The script fails if the generator emits
 #     any other `with_capacity(...)` form, so a new one cannot slip through.
 #
+#  4. Absent arguments: the generated readers refuse a call whose argument
+#     struct lacks any argument ("missing required field ...Args.x"), but
+#     Hive's Java clients leave null arguments out, e.g. Spark sends
+#     `create_table_with_environment_context` without an environment
+#     context. Hive's server reads such an argument as null; here it becomes
+#     the type's default, for every argument whose type has one (strings,
+#     numbers, lists, maps, structs whose fields are all optional). Arguments
+#     without a default (structs with required fields) stay required.
+#
 # Fails (non-zero) if anything does not match what it expects.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -126,6 +135,40 @@ def default_bodies(text, trait, names):
     return text[: m.start(1)] + new_body + text[m.end(1) :], count
 
 
+def optional_args(text):
+    defaults = set(re.findall(r"^impl Default for (\w+) \{", text, re.M))
+    prim = {"String", "bool", "i8", "i16", "i32", "i64", "f64", "Vec<u8>"}
+    count = 0
+
+    def has_default(ty):
+        ty = ty.strip()
+        return ty in prim or ty.startswith("Vec<") or ty.startswith("BTreeMap<") or ty.startswith("BTreeSet<") or ty in defaults
+
+    out = []
+    pos = 0
+    for m in re.finditer(r"^(?:pub )?struct (\w+Args) \{\n(.*?)^\}", text, re.M | re.S):
+        name = m.group(1)
+        fields = dict(re.findall(r"^\s+(?:pub )?(\w+): ([^,\n]+),", m.group(2), re.M))
+        for field, ty in fields.items():
+            if not has_default(ty):
+                continue
+            check = f'verify_required_field_exists("{name}.{field}", &'
+            i = text.find(check)
+            if i < 0:
+                continue
+            line_end = text.index("\n", i)
+            var = text[i + len(check): text.index(")", i)]
+            text = text[:i] + f"// {name}.{field}: absent reads as the default (see gen-thrift.sh)" + text[line_end:]
+            expect = f"{field}: {var}.expect(\"auto-generated code should have checked for presence of required fields\")"
+            # The expect() of this read function: the first one after its check.
+            j = text.find(expect, i)
+            if j < 0:
+                fail(f"{name}.{field}: cannot find its expect()")
+            text = text[:j] + f"{field}: {var}.unwrap_or_default()" + text[j + len(expect):]
+            count += 1
+    return text, count
+
+
 def cap_allocations(text, path):
     text, n = CAP_FROM.subn(CAP_TO, text)
     leftover = [l for l in re.findall(r"with_capacity\([^\n]*", text) if ".min(1024))" not in l]
@@ -143,9 +186,10 @@ for name, trait, processor in [
     names = idl_names(text, processor)
     text, methods = default_bodies(text, trait, names)
     text, caps = cap_allocations(text, name)
+    text, optional = optional_args(text)
     text = HEADER + text
     path.write_text(text)
-    print(f"{name}: {methods} default handler bodies, {caps} capped pre-allocations")
+    print(f"{name}: {methods} default handler bodies, {caps} capped pre-allocations, {optional} arguments read as default when absent")
 PY
 
 mkdir -p "$out"

@@ -42,6 +42,26 @@ pub async fn delete_dir(location: &str) -> Result<(), CatalogError> {
     }
 }
 
+/// Deletes a dropped partition's directory and then its parents while they
+/// are empty, up to (not including) `stop_at`, as Hive's metastore does
+/// (`dt=1/hr=0` and `dt=1/hr=1` gone leaves no empty `dt=1`).
+pub async fn delete_partition_dir(location: &str, stop_at: &str) -> Result<(), CatalogError> {
+    delete_dir(location).await?;
+    if let (Some(mut dir), Some(stop)) = (local_path(location), local_path(stop_at)) {
+        while let Some(parent) = dir.parent().map(|p| p.to_path_buf()) {
+            if !parent.starts_with(&stop) || parent == stop {
+                break;
+            }
+            // Fails (and stops) when the directory is not empty.
+            if tokio::fs::remove_dir(&parent).await.is_err() {
+                break;
+            }
+            dir = parent;
+        }
+    }
+    Ok(())
+}
+
 /// Creates a directory tree for a new managed object, as Hive does; only
 /// for local paths (object stores have no directories).
 pub async fn make_dir(location: &str) -> Result<(), CatalogError> {

@@ -339,7 +339,7 @@ impl Catalog {
         if delete_data && super::defaults::is_managed(&t) {
             for p in &dropped {
                 if let Some(loc) = p.sd.as_ref().and_then(|s| s.location.as_deref()) {
-                    crate::storage::delete_dir(loc).await?;
+                    crate::storage::delete_partition_dir(loc, &table_location(&t).unwrap_or_default()).await?;
                 }
             }
         }

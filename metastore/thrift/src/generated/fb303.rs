@@ -1689,9 +1689,9 @@ impl FacebookServiceGetCounterArgs {
       i_prot.read_field_end()?;
     }
     i_prot.read_struct_end()?;
-    verify_required_field_exists("FacebookServiceGetCounterArgs.key", &f_1)?;
+    // FacebookServiceGetCounterArgs.key: absent reads as the default (see gen-thrift.sh)
     let ret = FacebookServiceGetCounterArgs {
-      key: f_1.expect("auto-generated code should have checked for presence of required fields"),
+      key: f_1.unwrap_or_default(),
     };
     Ok(ret)
   }
@@ -1806,11 +1806,11 @@ impl FacebookServiceSetOptionArgs {
       i_prot.read_field_end()?;
     }
     i_prot.read_struct_end()?;
-    verify_required_field_exists("FacebookServiceSetOptionArgs.key", &f_1)?;
-    verify_required_field_exists("FacebookServiceSetOptionArgs.value", &f_2)?;
+    // FacebookServiceSetOptionArgs.key: absent reads as the default (see gen-thrift.sh)
+    // FacebookServiceSetOptionArgs.value: absent reads as the default (see gen-thrift.sh)
     let ret = FacebookServiceSetOptionArgs {
-      key: f_1.expect("auto-generated code should have checked for presence of required fields"),
-      value: f_2.expect("auto-generated code should have checked for presence of required fields"),
+      key: f_1.unwrap_or_default(),
+      value: f_2.unwrap_or_default(),
     };
     Ok(ret)
   }
@@ -1898,9 +1898,9 @@ impl FacebookServiceGetOptionArgs {
       i_prot.read_field_end()?;
     }
     i_prot.read_struct_end()?;
-    verify_required_field_exists("FacebookServiceGetOptionArgs.key", &f_1)?;
+    // FacebookServiceGetOptionArgs.key: absent reads as the default (see gen-thrift.sh)
     let ret = FacebookServiceGetOptionArgs {
-      key: f_1.expect("auto-generated code should have checked for presence of required fields"),
+      key: f_1.unwrap_or_default(),
     };
     Ok(ret)
   }
@@ -2120,9 +2120,9 @@ impl FacebookServiceGetCpuProfileArgs {
       i_prot.read_field_end()?;
     }
     i_prot.read_struct_end()?;
-    verify_required_field_exists("FacebookServiceGetCpuProfileArgs.profile_duration_in_sec", &f_1)?;
+    // FacebookServiceGetCpuProfileArgs.profile_duration_in_sec: absent reads as the default (see gen-thrift.sh)
     let ret = FacebookServiceGetCpuProfileArgs {
-      profile_duration_in_sec: f_1.expect("auto-generated code should have checked for presence of required fields"),
+      profile_duration_in_sec: f_1.unwrap_or_default(),
     };
     Ok(ret)
   }
