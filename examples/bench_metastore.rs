@@ -196,6 +196,9 @@ fn bench(name: &str, addr: SocketAddr, threads: usize, seconds: u64) -> Result {
     c.create_database(Database {
         name: Some(db.clone()),
         description: Some("inlet metastore benchmark".into()),
+        // An explicit location: both servers then create the same tables
+        // under the same kind of path, whatever their warehouse setting.
+        location_uri: Some(format!("file:{}/inlet-bench/{db}.db", std::env::temp_dir().display())),
         parameters: Some(BTreeMap::new()),
         owner_name: Some("bench".into()),
         owner_type: Some(PrincipalType::USER),
