@@ -5,7 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-eval "$(scripts/services.sh start)"
+# Fail here, not in a hundred tests, when a service cannot start.
+service_env="$(scripts/services.sh start)" || { echo "test.sh: the test services did not start (see above)" >&2; exit 1; }
+eval "$service_env"
 
 if ! command -v cargo-nextest >/dev/null 2>&1; then
   echo "cargo-nextest not found; installing it" >&2
