@@ -32,7 +32,8 @@ eid = 0
 for i in range(files // 4):
     n = rows * 4
     ids = np.arange(eid, eid + n, dtype=np.int64); eid += n
-    h = (ids * 0x9E3779B97F4A7C15) & 0x7FFFFFFFFFFFFFFF
+    # A multiplicative hash (wrapping in uint64), halved to stay a non-negative int64.
+    h = ((ids.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(1)).astype(np.int64)
     t = pa.table({
         "event_id": ids,
         "user_id": h % 1_000_000,
@@ -42,7 +43,7 @@ for i in range(files // 4):
         "amount": (h % 100_000) / 100.0,
         "ts": pa.array(1_795_000_000_000_000 + ids * 1000, pa.timestamp("us", tz="UTC")),
         "url": pa.array(np.char.add("https://shop.example.com/p/", (h % 50_000).astype(str))),
-        "rnd": pa.array(list(rng.bytes(16 * n)[j * 16:(j + 1) * 16] for j in range(n)), pa.binary(16)),
+        "rnd": pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), n, [None, pa.py_buffer(rng.bytes(16 * n))]),
         "dt": pa.array(np.repeat(dates, rows)),
     })
     write_deltalake(path, t, mode="append", partition_by=["dt"])
@@ -58,7 +59,7 @@ cat > "$WORK/bench.yaml" <<YAML
 storage:
   warehouse: $WORK
 compaction:
-  memory_budget_bytes: 268435456
+  memory_budget_bytes: 134217728
   tables:
     - location: $WORK/inlet
       target_file_size_bytes: 134217728

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Ingest benchmark: inlet against a bare rdkafka consumer on the same topic,
 # in one run, release builds. Prints events/s, MB/s, the ratio, and inlet's
-# peak RSS; then a freshness run (produce -> visible in the table).
+# peak RSS, for a Delta table and for a `format: hive` table (plain Hive
+# partitions, commits in an SQLite catalog) read from the same topic; then a
+# freshness run (produce -> visible in the table).
 #
 #   scripts/bench-ingest.sh [EVENTS] [FRESHNESS_RATE] [FRESHNESS_SECONDS]
 set -euo pipefail
@@ -45,20 +47,50 @@ START=$(date +%s.%N)
 END=$(date +%s.%N)
 ROWS=$(python3 tests/support/delta_read.py "$WORK/warehouse/bench.db/events" | python3 -c 'import json,sys; print(json.load(sys.stdin)["rows"])')
 
-python3 - "$BARE" "$START" "$END" "$(cat "$WORK/rss")" "$ROWS" "$N" <<'PY'
+echo "==> inlet ingest --until-caught-up, format: hive" >&2
+cat > "$WORK/hive.yaml" <<YAML
+storage:
+  warehouse: $WORK/warehouse
+catalog:
+  database_url: sqlite://$WORK/catalog.db
+kafka:
+  brokers: $INLET_TEST_BROKERS
+  properties:
+    session.timeout.ms: "6000"
+    heartbeat.interval.ms: "500"
+    max.poll.interval.ms: "60000"
+pipelines:
+  - name: bench_hive
+    source: {topics: [$TOPIC], group_id: "bench-hive-$TOPIC"}
+    table: {database: bench, name: events_hive, format: hive}
+    flush: {max_latency_ms: 10000}
+YAML
+HSTART=$(date +%s.%N)
+/usr/bin/time -f "%M" -o "$WORK/hrss" "$T/inlet" ingest --config "$WORK/hive.yaml" --until-caught-up 2> "$WORK/hive.log" || { tail -20 "$WORK/hive.log"; exit 1; }
+HEND=$(date +%s.%N)
+# What a Hive reader sees: Parquet files, hidden (`.`/`_`) names skipped.
+HROWS=$(python3 -c 'import sys, pyarrow.dataset as ds; print(ds.dataset(sys.argv[1], format="parquet", partitioning="hive").count_rows())' "$WORK/warehouse/bench.db/events_hive")
+
+python3 - "$BARE" "$START" "$END" "$(cat "$WORK/rss")" "$ROWS" "$N" "$HSTART" "$HEND" "$(cat "$WORK/hrss")" "$HROWS" <<'PY'
 import json, sys
 bare = json.loads(sys.argv[1]); start, end = float(sys.argv[2]), float(sys.argv[3])
 rss_kib, rows, n = int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
-secs = end - start
+hstart, hend, hrss_kib, hrows = float(sys.argv[7]), float(sys.argv[8]), int(sys.argv[9]), int(sys.argv[10])
+secs, hsecs = end - start, hend - hstart
 mb = bare["bytes"] / 1e6
 b_rate = bare["messages"] / bare["seconds"]
 i_rate = rows / secs
-print(f"events: {n}, rows in table: {rows}, payload {mb:.0f} MB")
-print(f"bare consumer : {bare['seconds']:.2f} s  {b_rate:,.0f} events/s  {mb / bare['seconds']:.1f} MB/s (process start to last message)")
-print(f"inlet ingest  : {secs:.2f} s  {i_rate:,.0f} events/s  {mb / secs:.1f} MB/s  peak RSS {rss_kib / 1024:.0f} MiB")
-print(f"ratio inlet / bare: {i_rate / b_rate:.2f}")
-if rows != n:
-    print(f"ERROR: table has {rows} rows, expected {n}"); sys.exit(1)
+h_rate = hrows / hsecs
+print(f"events: {n}, rows in table: {rows} (delta), {hrows} (hive), payload {mb:.0f} MB")
+print(f"bare consumer      : {bare['seconds']:.2f} s  {b_rate:,.0f} events/s  {mb / bare['seconds']:.1f} MB/s (process start to last message)")
+print(f"inlet ingest delta : {secs:.2f} s  {i_rate:,.0f} events/s  {mb / secs:.1f} MB/s  peak RSS {rss_kib / 1024:.0f} MiB")
+print(f"inlet ingest hive  : {hsecs:.2f} s  {h_rate:,.0f} events/s  {mb / hsecs:.1f} MB/s  peak RSS {hrss_kib / 1024:.0f} MiB")
+print(f"ratio inlet / bare: delta {i_rate / b_rate:.2f}, hive {h_rate / b_rate:.2f}")
+bad = [(name, got) for name, got in (("delta", rows), ("hive", hrows)) if got != n]
+for name, got in bad:
+    print(f"ERROR: the {name} table has {got} rows, expected {n}")
+if bad:
+    sys.exit(1)
 PY
 
 echo "==> freshness: $RATE events/s for $SECS s, allowed latency 2 s" >&2

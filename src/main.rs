@@ -91,6 +91,41 @@ enum Command {
         #[command(subcommand)]
         command: MetastoreCommand,
     },
+    /// Job states of ingest pipelines and compaction policies: list, show,
+    /// pause, resume. Reads the catalog database of `--config`, or a
+    /// metastore's REST API at `--url`.
+    Jobs {
+        /// A configuration whose `catalog` names the database.
+        #[arg(long, short, global = true, conflicts_with = "url")]
+        config: Option<PathBuf>,
+        /// A metastore's REST API, e.g. http://metastore:8080.
+        #[arg(long, global = true, env = "INLET_METASTORE_URL")]
+        url: Option<String>,
+        /// Bearer token for pause/resume through `--url`.
+        #[arg(long, global = true, env = "INLET_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// Print JSON.
+        #[arg(long, global = true)]
+        json: bool,
+        #[command(subcommand)]
+        command: JobsCommand,
+    },
+    /// Lineage: upstream and downstream of a table, topic or job, runs of a
+    /// job, a table's path back to its topics, freshness and latency. Reads
+    /// the catalog database of `--config`, or a metastore's REST API at `--url`.
+    Lineage {
+        /// A configuration whose `catalog` names the database.
+        #[arg(long, short, global = true, conflicts_with = "url")]
+        config: Option<PathBuf>,
+        /// A metastore's REST API, e.g. http://metastore:8080.
+        #[arg(long, global = true, env = "INLET_METASTORE_URL")]
+        url: Option<String>,
+        /// Print JSON.
+        #[arg(long, global = true)]
+        json: bool,
+        #[command(subcommand)]
+        command: inlet_lineage::cli::LineageCommand,
+    },
     /// Configuration helpers.
     Config {
         #[command(subcommand)]
@@ -111,6 +146,33 @@ enum MetastoreCommand {
     Migrate {
         #[arg(long, short)]
         config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum JobsCommand {
+    /// Every job with its state.
+    List,
+    /// One job (`ingest/<pipeline>` or `compaction/<policy>`), its instances
+    /// and its transition history.
+    Show {
+        job: String,
+        /// Transitions to show.
+        #[arg(long, default_value_t = 20)]
+        history: i64,
+    },
+    /// Ask a job to pause: ingest commits what it buffered and consumes
+    /// nothing; compaction starts no new run.
+    Pause {
+        job: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Let a paused job run again.
+    Resume {
+        job: String,
+        #[arg(long, default_value = "")]
+        reason: String,
     },
 }
 
@@ -201,6 +263,70 @@ fn main() -> ExitCode {
                 Err(e) => fail(&e),
             }
         }
+        Command::Jobs { config, url, token, json, command } => {
+            use inlet_metastore::jobs::cli;
+            let command = match command {
+                JobsCommand::List => cli::Command::List,
+                JobsCommand::Show { job, history } => cli::Command::Show { job, history },
+                JobsCommand::Pause { job, reason } => cli::Command::Pause { job, reason },
+                JobsCommand::Resume { job, reason } => cli::Command::Resume { job, reason },
+            };
+            let rt = runtime();
+            let source = match (config, url) {
+                (_, Some(url)) => cli::Source::Rest { url, token },
+                (Some(path), None) => {
+                    let config = match inlet_config::load(&path) {
+                        Ok(c) => c,
+                        Err(e) => return report_config_error(e),
+                    };
+                    match rt.block_on(inlet_metastore::server::open_store(&config)) {
+                        Ok(store) => cli::Source::Store(inlet_metastore::jobs::Jobs::new(store)),
+                        Err(e) => return fail(&e),
+                    }
+                }
+                (None, None) => {
+                    eprintln!("error: `inlet jobs` needs --config FILE (its catalog database) or --url http://metastore:8080");
+                    return ExitCode::from(2);
+                }
+            };
+            match rt.block_on(cli::run(&source, command, json)) {
+                Ok(out) => {
+                    print!("{out}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&e),
+            }
+        }
+        Command::Lineage { config, url, json, command } => {
+            let rt = runtime();
+            let source: Box<dyn inlet_lineage::query::LineageQuery> = match (config, url) {
+                (_, Some(url)) => match inlet_lineage::client::RestClient::new(&url) {
+                    Ok(c) => Box::new(c),
+                    Err(e) => return fail(&e),
+                },
+                (Some(path), None) => {
+                    let config = match inlet_config::load(&path) {
+                        Ok(c) => c,
+                        Err(e) => return report_config_error(e),
+                    };
+                    match rt.block_on(inlet_metastore::server::open_store(&config)) {
+                        Ok(store) => Box::new(inlet_metastore::store::lineage::LineageDb::new(store)),
+                        Err(e) => return fail(&e),
+                    }
+                }
+                (None, None) => {
+                    eprintln!("error: `inlet lineage` needs --config FILE (its catalog database) or --url http://metastore:8080");
+                    return ExitCode::from(2);
+                }
+            };
+            match rt.block_on(inlet_lineage::cli::run(source.as_ref(), &command, json)) {
+                Ok(out) => {
+                    print!("{out}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&e),
+            }
+        }
         Command::Config { command: ConfigCommand::Reference } => {
             print!("{}", inlet_config::reference::markdown());
             ExitCode::SUCCESS
@@ -254,6 +380,7 @@ mod compact_cli {
         }
         policy.vacuum.force |= o.force;
         let filters = o.partitions.iter().map(|p| parse_partition_filter(p)).collect::<Result<Vec<_>, _>>()?;
+        let policy_for_lineage = policy.clone();
         let mut run = Compaction::new(policy, ledger(config).await?, MemoryBudget::new(config.compaction.memory_budget_bytes))
             .with_partitions(filters)
             .with_dry_run(o.dry_run)
@@ -269,7 +396,9 @@ mod compact_cli {
                 }
             }));
         }
-        let report = run.await?;
+        let lineage = inlet_compactor::lineage::CompactionLineage::new(config);
+        let report = if o.dry_run { run.await? } else { lineage.observe(&policy_for_lineage, run).await? };
+        lineage.finish().await;
         if o.dry_run {
             if let Some(plan) = &report.plan {
                 if o.json {
@@ -313,7 +442,13 @@ mod compact_cli {
                 _ = tokio::signal::ctrl_c() => {}
             }
         };
-        Ok(inlet_compactor::service::run(config, ledger(config).await?, shutdown).await?)
+        // Policies' job states go to the catalog database, when there is one.
+        let store = match &config.catalog {
+            Some(_) => Some(inlet_metastore::server::open_store(config).await?),
+            None => None,
+        };
+        let reporter = inlet_metastore::jobs::reporter::Reporter::start(store, inlet_metastore::jobs::reporter::instance_name(), Some(inlet_compactor::metrics::job_state_gauge()));
+        Ok(inlet_compactor::service::run(config, ledger(config).await?, reporter, shutdown).await?)
     }
 }
 

@@ -189,3 +189,50 @@ fn validate_rejects_an_invalid_cron_expression_with_its_key_and_line() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("inlet.yaml:6:17: compaction.tables[0].schedule: invalid cron expression `0 3 * * 8`: day-of-week field: 8 is out of range 0-7"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_and_vacuum_on_an_s3_warehouse() {
+    let w = Workdir::new();
+    let topic = unique("t");
+    let table = unique("s3c");
+    let bucket = unique("bucket").replace('_', "-");
+    let script = "import sys, boto3; boto3.client('s3', endpoint_url=sys.argv[1], aws_access_key_id='testing', aws_secret_access_key='testing', region_name='us-east-1').create_bucket(Bucket=sys.argv[2])";
+    let out = std::process::Command::new("python3").args(["-c", script, &s3_endpoint(), &bucket]).output().unwrap();
+    assert!(out.status.success(), "create bucket: {}", String::from_utf8_lossy(&out.stderr));
+    create_topic(&topic, 2).await;
+    let n = 4000u64;
+    let s3 = format!("  s3:\n    endpoint: {}\n    access_key_id: testing\n    secret_access_key: testing\n", s3_endpoint());
+    let mut text = pipeline_config(&format!("s3://{bucket}/wh"), &topic, &table, &s3, "");
+    text = text.replace(&format!("      name: {table}\n"), &format!("      name: {table}\n      partition_by: [event_type]\n"));
+    text = text.replace("      max_rows: 5000\n      max_latency_ms: 500\n", "      max_rows: 400\n      max_latency_ms: 200\n");
+    text.push_str(&format!("compaction:\n  tables:\n    - pipeline: {table}\n      skip_active_partitions: false\n      min_files_per_bin: 2\n"));
+    let cfg = w.write_config(&text);
+    for half in 0..2 {
+        produce(&topic, 2, &events(half * n / 2, n / 2));
+        ingest_until_caught_up(&cfg);
+    }
+    let uri = format!("s3://{bucket}/wh/e2e.db/{table}");
+    let before = python_read(&uri, true);
+    assert_eq!((before.rows, before.duplicate_pairs), (n, Some(0)));
+    let r = compact(&cfg, &table, &[]);
+    assert_eq!(r["outcome"], "succeeded", "{r}");
+    assert!(r["files_in"].as_u64().unwrap() >= 4, "{r}");
+    let after = python_read(&uri, true);
+    assert_eq!((after.rows, after.duplicate_pairs), (n, Some(0)));
+    assert!(after.files < before.files, "{before:?} -> {after:?}");
+    // Converged: a second run has nothing to do.
+    let again = compact(&cfg, &table, &[]);
+    assert_eq!(again["files_in"], 0, "{again}");
+    // Vacuum on S3 deletes the rewritten files once out of retention.
+    let objects = || {
+        let script = "import sys, boto3; c = boto3.client('s3', endpoint_url=sys.argv[1], aws_access_key_id='testing', aws_secret_access_key='testing', region_name='us-east-1'); print(sum(1 for p in c.get_paginator('list_objects_v2').paginate(Bucket=sys.argv[2], Prefix=sys.argv[3]) for o in p.get('Contents', []) if o['Key'].endswith('.parquet') and '/_delta_log/' not in o['Key']))";
+        let out = std::process::Command::new("python3").args(["-c", script, &s3_endpoint(), &bucket, &format!("wh/e2e.db/{table}/")]).output().unwrap();
+        assert!(out.status.success(), "list objects: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().parse::<u64>().unwrap()
+    };
+    assert_eq!(objects(), before.files + r["files_out"].as_u64().unwrap(), "rewritten files stay until vacuum");
+    compact(&cfg, &table, &["--vacuum", "--retention-hours", "0", "--force"]);
+    let now = python_read(&uri, true);
+    assert_eq!((now.rows, now.duplicate_pairs, now.files), (n, Some(0), after.files));
+    assert_eq!(objects(), after.files, "vacuum deleted the rewritten files from the bucket");
+}

@@ -14,25 +14,15 @@
 //! `INLET_DIFF_VERBOSE=1` prints every call with both answers.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
 
 use inlet_hms_thrift::hive_metastore::*;
 use inlet_metastore::server::{Running, start};
-use thrift::protocol::{TBinaryInputProtocol, TBinaryOutputProtocol, TInputProtocol, TOutputProtocol};
-use thrift::transport::{TBufferedReadTransport, TBufferedWriteTransport, TIoChannel, TTcpChannel};
 
-type Client = ThriftHiveMetastoreSyncClient<Box<dyn TInputProtocol>, Box<dyn TOutputProtocol>>;
+use inlet_hms_thrift::client::Client;
 
 fn connect(addr: SocketAddr) -> Client {
-    let mut channel = TTcpChannel::new();
-    channel.open(addr).unwrap_or_else(|e| panic!("connect to metastore at {addr}: {e}"));
-    let (r, w) = channel.split().expect("split channel");
-    let r: Box<dyn Read> = Box::new(TBufferedReadTransport::new(r));
-    let w: Box<dyn Write> = Box::new(TBufferedWriteTransport::new(w));
-    let i: Box<dyn TInputProtocol> = Box::new(TBinaryInputProtocol::new(r, true));
-    let o: Box<dyn TOutputProtocol> = Box::new(TBinaryOutputProtocol::new(w, true));
-    ThriftHiveMetastoreSyncClient::new(i, o)
+    inlet_hms_thrift::client::connect(addr).unwrap_or_else(|e| panic!("connect to metastore at {addr}: {e}"))
 }
 
 fn reference_addr() -> SocketAddr {

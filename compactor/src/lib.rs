@@ -13,7 +13,9 @@
 
 pub mod catalog_ledger;
 pub mod commit;
+pub mod hive;
 pub mod ledger;
+pub mod lineage;
 pub mod metrics;
 pub mod plan;
 pub mod policy;

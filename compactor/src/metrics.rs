@@ -22,6 +22,8 @@ pub struct Metrics {
     pub table_files: IntGaugeVec,
     pub vacuum_deleted_files: IntCounterVec,
     pub last_run_timestamp_seconds: GaugeVec,
+    pub last_success_timestamp_seconds: GaugeVec,
+    pub job_state: IntGaugeVec,
     pub memory_budget_bytes: IntGauge,
     pub memory_reserved_bytes: IntGauge,
 }
@@ -38,6 +40,16 @@ fn gauge(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
     g
 }
 
+/// Keeps `inlet_job_state` at 1 for each policy's current state only.
+pub fn job_state_gauge() -> inlet_metastore::jobs::reporter::OnChange {
+    std::sync::Arc::new(|job: &str, from: Option<inlet_metastore::jobs::JobState>, to: inlet_metastore::jobs::JobState| {
+        if let Some(from) = from {
+            METRICS.job_state.with_label_values(&[job, from.as_str()]).set(0);
+        }
+        METRICS.job_state.with_label_values(&[job, to.as_str()]).set(1);
+    })
+}
+
 pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     let r = Registry::new();
     let t = &["table"];
@@ -51,6 +63,8 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     r.register(Box::new(commit_conflicts.clone())).expect("unique metric");
     let last_run = GaugeVec::new(Opts::new("inlet_compactor_last_run_timestamp_seconds", "Unix time of the end of the last run"), t).expect("valid metric");
     r.register(Box::new(last_run.clone())).expect("unique metric");
+    let last_success = GaugeVec::new(Opts::new("inlet_compactor_last_success_timestamp_seconds", "Unix time of the end of the last run that succeeded (alert when it grows old)"), t).expect("valid metric");
+    r.register(Box::new(last_success.clone())).expect("unique metric");
     let memory_budget_bytes = IntGauge::new("inlet_compactor_memory_budget_bytes", "Memory budget shared by all rewrites").expect("valid metric");
     r.register(Box::new(memory_budget_bytes.clone())).expect("unique metric");
     let memory_reserved_bytes = IntGauge::new("inlet_compactor_memory_reserved_bytes", "Memory budget reserved by running rewrites").expect("valid metric");
@@ -68,6 +82,8 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         table_files: gauge(&r, "inlet_compactor_table_files", "Data files in the table after the last run", t),
         vacuum_deleted_files: counter(&r, "inlet_compactor_vacuum_deleted_files_total", "Files deleted by vacuum", t),
         last_run_timestamp_seconds: last_run,
+        last_success_timestamp_seconds: last_success,
+        job_state: gauge(&r, "inlet_job_state", "1 for the lifecycle state each job of this process is in (`inlet jobs`)", &["job", "state"]),
         memory_budget_bytes,
         memory_reserved_bytes,
         registry: r,
@@ -77,6 +93,8 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
 pub fn render() -> String {
     let mut buf = Vec::new();
     TextEncoder::new().encode(&METRICS.registry.gather(), &mut buf).expect("text encoding");
+    // Lineage event delivery.
+    let _ = TextEncoder::new().encode(&inlet_lineage::metrics::METRICS.registry.gather(), &mut buf);
     String::from_utf8(buf).unwrap_or_default()
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono_tz::Tz;
 use inlet_config::cron::{CronSchedule, DailyWindow};
-use inlet_config::{CompactionPolicyConfig, Config, VacuumPolicy};
+use inlet_config::{CatalogConfig, CompactionPolicyConfig, Config, PipelineConfig, TableFormat, VacuumPolicy};
 use inlet_table::{Location, Warehouse};
 
 use crate::CompactError;
@@ -33,6 +33,22 @@ pub struct Policy {
     pub windows: Vec<DailyWindow>,
     pub trigger_small_files_per_partition: Option<u64>,
     pub trigger_small_files_total: Option<u64>,
+    /// Set for `format: hive` tables: where the table is in the catalog.
+    pub hive: Option<HiveTable>,
+    /// How long replaced files of a Hive partition outlive the move.
+    pub hive_grace_period: Duration,
+}
+
+/// A `format: hive` table: its catalog name and the catalog holding its
+/// commit log.
+#[derive(Debug, Clone)]
+pub struct HiveTable {
+    pub database: String,
+    pub table: String,
+    pub catalog: CatalogConfig,
+    pub warehouse: String,
+    /// The table's location as engines write it (`file:/...`, `s3://...`).
+    pub engine_location: String,
 }
 
 impl Policy {
@@ -65,6 +81,8 @@ impl Policy {
             windows,
             trigger_small_files_per_partition: c.triggers.small_files_per_partition,
             trigger_small_files_total: c.triggers.small_files_total,
+            hive: None,
+            hive_grace_period: Duration::from_secs(c.hive_grace_period_secs),
         })
     }
 
@@ -80,7 +98,9 @@ impl Policy {
                 let pipeline = config.pipelines.iter().find(|x| &x.name == p).ok_or_else(|| CompactError::UnknownTable(p.clone()))?;
                 let t = &pipeline.table;
                 let location = warehouse.table_location(&t.database, &t.name, t.location.as_deref(), &config.storage)?;
-                Self::from_parts(p.clone(), location, c)
+                let mut policy = Self::from_parts(p.clone(), location, c)?;
+                policy.hive = hive_table(config, pipeline, &policy.location)?;
+                Ok(policy)
             }
             (None, Some(l)) => {
                 let location = warehouse.table_location("", "", Some(l), &config.storage)?;
@@ -107,6 +127,7 @@ impl Policy {
             let location = warehouse.table_location(&t.database, &t.name, t.location.as_deref(), &config.storage)?;
             let mut p = Self::for_location(location);
             p.name = table.to_string();
+            p.hive = hive_table(config, pipeline, &p.location)?;
             return Ok(p);
         }
         if table.contains('/') {
@@ -119,4 +140,20 @@ impl Policy {
     pub fn lease_name(&self) -> String {
         format!("compaction:{}", self.location.display)
     }
+}
+
+/// The catalog side of a pipeline's table when it is `format: hive`.
+fn hive_table(config: &Config, pipeline: &PipelineConfig, location: &Location) -> Result<Option<HiveTable>, CompactError> {
+    if pipeline.table.format != TableFormat::Hive {
+        return Ok(None);
+    }
+    let catalog = config.catalog.clone().ok_or_else(|| CompactError::Policy { table: pipeline.name.clone(), reason: "`format: hive` tables keep their commit log in the catalog: configure `catalog.database_url`".into() })?;
+    let d = location.display.trim_end_matches('/');
+    Ok(Some(HiveTable {
+        database: pipeline.table.database.clone(),
+        table: pipeline.table.name.clone(),
+        catalog,
+        warehouse: inlet_metastore::server::warehouse_uri(config),
+        engine_location: if d.starts_with('/') { format!("file:{d}") } else { d.to_string() },
+    }))
 }

@@ -27,10 +27,13 @@ use deltalake::kernel::{Add, Remove};
 // parquet ships for object stores, and the one delta-rs uses.
 #[allow(deprecated)]
 use deltalake::parquet::arrow::async_reader::ParquetObjectReader;
-use deltalake::parquet::arrow::async_reader::{ParquetRecordBatchStream, ParquetRecordBatchStreamBuilder};
+use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use deltalake::parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
 use deltalake::parquet::arrow::async_writer::AsyncArrowWriter;
 use deltalake::parquet::basic::Compression;
+use deltalake::parquet::file::metadata::ParquetMetaData;
 use deltalake::parquet::file::properties::{EnabledStatistics, WriterProperties};
+use deltalake::parquet::schema::types::ColumnPath;
 use futures::StreamExt;
 use object_store::path::Path;
 use object_store::buffered::BufWriter;
@@ -51,6 +54,8 @@ pub(crate) fn sorted_bin_cap() -> u64 {
 
 /// Rows per decoded batch.
 const BATCH_ROWS: usize = 64 * 1024;
+/// Multipart upload part size of rewritten files (S3's minimum is 5 MiB).
+const UPLOAD_PART_BYTES: usize = 8 * 1024 * 1024;
 
 /// One memory budget for every rewrite of the process, in bytes.
 #[derive(Debug, Clone)]
@@ -97,6 +102,9 @@ pub struct RewriteOptions {
     pub sort_by: Vec<String>,
     /// Budget share of one rewrite; a row group is flushed at half of it.
     pub reservation_bytes: u64,
+    /// Where outputs go (relative to the table); by default the directory
+    /// of the bin's inputs. Hive partitions are compacted into a new one.
+    pub output_dir: Option<String>,
 }
 
 /// A bin rewritten into one file, not yet committed.
@@ -181,15 +189,38 @@ fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, Strin
     RecordBatch::try_new_with_options(schema.clone(), cols, &opts).map_err(|e| e.to_string())
 }
 
-fn writer_properties(row_group_rows: usize, row_group_bytes: usize) -> WriterProperties {
-    WriterProperties::builder()
+fn writer_properties(row_group_rows: usize, row_group_bytes: usize, plain_columns: &[ColumnPath]) -> WriterProperties {
+    let mut b = WriterProperties::builder()
         // The codec inlet's ingest writes with; fast to encode and decode.
         .set_compression(Compression::SNAPPY)
         .set_statistics_enabled(EnabledStatistics::Chunk)
         .set_max_row_group_row_count(Some(row_group_rows))
         .set_max_row_group_bytes(Some(row_group_bytes))
-        .set_created_by(format!("inlet-compactor {}", env!("CARGO_PKG_VERSION")))
-        .build()
+        .set_created_by(format!("inlet-compactor {}", env!("CARGO_PKG_VERSION")));
+    for c in plain_columns {
+        b = b.set_column_dictionary_enabled(c.clone(), false);
+    }
+    b.build()
+}
+
+/// Columns not worth dictionary-encoding: those whose dictionary page
+/// makes up most of their column chunk in an input file (nearly every value
+/// distinct, as ids and URLs are). In a row group of a million rows their
+/// dictionary would outgrow its page limit and fall back to plain anyway,
+/// after hashing every value for nothing.
+fn high_cardinality_columns(metadata: &ParquetMetaData) -> Vec<ColumnPath> {
+    let Some(rg) = metadata.row_groups().iter().max_by_key(|rg| rg.num_rows()) else { return Vec::new() };
+    if rg.num_rows() < 1_000 {
+        return Vec::new(); // too few rows to judge
+    }
+    rg.columns()
+        .iter()
+        .filter(|c| match c.dictionary_page_offset() {
+            Some(dict) if c.data_page_offset() > dict && c.compressed_size() > 0 => (c.data_page_offset() - dict) as f64 / c.compressed_size() as f64 > 0.5,
+            _ => false,
+        })
+        .map(|c| c.column_path().clone())
+        .collect()
 }
 
 struct Output {
@@ -212,11 +243,24 @@ impl Output {
     }
 }
 
+/// Inputs up to this size are fetched in one read and decoded from memory;
+/// larger ones are read column chunk by column chunk.
+const WHOLE_FILE_READ_BYTES: u64 = 8 * 1024 * 1024;
+
+type InputStream = futures::stream::BoxStream<'static, Result<RecordBatch, String>>;
+
 #[allow(deprecated)]
-async fn open_input(store: &Arc<dyn ObjectStore>, f: &InputFile) -> Result<ParquetRecordBatchStream<ParquetObjectReader>, String> {
+async fn open_input(store: &Arc<dyn ObjectStore>, f: &InputFile) -> Result<InputStream, String> {
+    if f.size <= WHOLE_FILE_READ_BYTES {
+        // Small files are what compaction reads most: one request each
+        // instead of one per column chunk.
+        let bytes = store.get(&store_path(&f.path)).await.map_err(|e| e.to_string())?.bytes().await.map_err(|e| e.to_string())?;
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| e.to_string())?.with_batch_size(BATCH_ROWS).build().map_err(|e| e.to_string())?;
+        return Ok(futures::stream::iter(reader.map(|r| r.map_err(|e| e.to_string()))).boxed());
+    }
     let reader = ParquetObjectReader::new(store.clone(), store_path(&f.path)).with_file_size(f.size);
     let builder = ParquetRecordBatchStreamBuilder::new(reader).await.map_err(|e| e.to_string())?;
-    builder.with_batch_size(BATCH_ROWS).build().map_err(|e| e.to_string())
+    Ok(builder.with_batch_size(BATCH_ROWS).build().map_err(|e| e.to_string())?.map(|r| r.map_err(|e| e.to_string())).boxed())
 }
 
 /// Rewrites `bin` into one new file next to its inputs. On failure the
@@ -225,12 +269,26 @@ async fn open_input(store: &Arc<dyn ObjectStore>, f: &InputFile) -> Result<Parqu
 pub async fn rewrite_bin(store: Arc<dyn ObjectStore>, bin: Bin, options: &RewriteOptions) -> Result<Rewritten, BinFailure> {
     let partition = bin.partition.to_string();
     let fail = |file: Option<&str>, reason: String| BinFailure { partition: partition.clone(), file: file.map(str::to_string), reason };
-    let dir = bin.files[0].path.rsplit_once('/').map(|(d, _)| format!("{d}/")).unwrap_or_default();
+    let dir = match &options.output_dir {
+        Some(d) => format!("{}/", d.trim_end_matches('/')),
+        None => bin.files[0].path.rsplit_once('/').map(|(d, _)| format!("{d}/")).unwrap_or_default(),
+    };
     let relative = format!("{dir}part-00000-{}-c000.snappy.parquet", uuid::Uuid::new_v4());
     let out_path = store_path(&relative);
 
-    let flush_at = (options.reservation_bytes / 2).max(1024 * 1024) as usize;
-    let writer = AsyncArrowWriter::try_new(BufWriter::new(store.clone(), out_path.clone()), options.file_schema.clone(), Some(writer_properties(1024 * 1024, flush_at)))
+    // The reservation covers the row group being encoded (up to a quarter),
+    // its flush, and the upload: object_store's BufWriter would otherwise
+    // keep up to 8 parts of 10 MiB in flight per output.
+    let flush_at = (options.reservation_bytes / 4).max(1024 * 1024) as usize;
+    let upload = BufWriter::with_capacity(store.clone(), out_path.clone(), UPLOAD_PART_BYTES).with_max_concurrency(2);
+    let first = &bin.files[0];
+    #[allow(deprecated)]
+    let reader = ParquetObjectReader::new(store.clone(), store_path(&first.path)).with_file_size(first.size);
+    let plain = match ParquetRecordBatchStreamBuilder::new(reader).await {
+        Ok(b) => high_cardinality_columns(b.metadata()),
+        Err(e) => return Err(fail(Some(&first.path), e.to_string())),
+    };
+    let writer = AsyncArrowWriter::try_new(upload, options.file_schema.clone(), Some(writer_properties(1024 * 1024, flush_at, &plain)))
         .map_err(|e| fail(None, format!("opening output {relative}: {e}")))?;
     let mut out = Output { writer, rows: 0, flush_at };
 

@@ -48,16 +48,16 @@ pub struct Report {
 
 /// A compaction run, configured with builder methods and awaited.
 pub struct Compaction {
-    policy: Policy,
-    ledger: Arc<dyn Ledger>,
-    budget: MemoryBudget,
-    filters: Vec<(String, String)>,
-    dry_run: bool,
+    pub(crate) policy: Policy,
+    pub(crate) ledger: Arc<dyn Ledger>,
+    pub(crate) budget: MemoryBudget,
+    pub(crate) filters: Vec<(String, String)>,
+    pub(crate) dry_run: bool,
     vacuum: bool,
-    owner: String,
-    lease_ttl: Duration,
-    deadline: Option<Instant>,
-    progress: Option<ProgressFn>,
+    pub(crate) owner: String,
+    pub(crate) lease_ttl: Duration,
+    pub(crate) deadline: Option<Instant>,
+    pub(crate) progress: Option<ProgressFn>,
 }
 
 impl Compaction {
@@ -106,12 +106,18 @@ impl Compaction {
 
     /// Plans without taking the lease.
     pub async fn plan(&self) -> Result<Plan, CompactError> {
+        if let Some(h) = &self.policy.hive {
+            return Ok(crate::hive::HiveRun::open(self, h).await?.plan(self).await?.0);
+        }
         let table = self.open().await?;
         plan::plan(&table, &self.policy, &self.filters).await
     }
 
     #[instrument(name = "compaction_run", skip_all, fields(table = %self.policy.name, dry_run = self.dry_run))]
     async fn execute(self) -> Result<Report, CompactError> {
+        if let Some(h) = self.policy.hive.clone() {
+            return crate::hive::execute(self, &h).await;
+        }
         let started = Utc::now();
         let clock = Instant::now();
         let run_id = uuid::Uuid::new_v4().to_string();
@@ -133,6 +139,7 @@ impl Compaction {
             return Err(CompactError::UnsafeRetention { hours: self.policy.vacuum.retention_hours, minimum: safe });
         }
         let mut table = self.open().await?;
+        self.check_sort_columns(&table)?;
         if self.dry_run {
             let plan = plan::plan(&table, &self.policy, &self.filters).await?;
             return Ok(Report { run: record, plan: Some(plan), failures: Vec::new(), vacuum: None, checkpoint: None });
@@ -166,9 +173,32 @@ impl Compaction {
         METRICS.runs.with_label_values(&[name, record.outcome.as_str()]).inc();
         METRICS.run_seconds.with_label_values(&[name]).observe(clock.elapsed().as_secs_f64());
         METRICS.last_run_timestamp_seconds.with_label_values(&[name]).set(Utc::now().timestamp_millis() as f64 / 1000.0);
+        if record.outcome == Outcome::Succeeded {
+            METRICS.last_success_timestamp_seconds.with_label_values(&[name]).set(Utc::now().timestamp_millis() as f64 / 1000.0);
+        }
         self.ledger.record_run(&record).await?;
         info!(outcome = record.outcome.as_str(), files_in = record.files_in, files_out = record.files_out, bytes_in = record.bytes_in, bytes_out = record.bytes_out, ms = clock.elapsed().as_millis() as u64, "compaction run finished");
         Ok(Report { run: record, plan: Some(plan), failures, vacuum, checkpoint })
+    }
+
+    /// A `sort_by` column the table lacks (a typo, a dropped column) is an
+    /// error, not a silently unsorted rewrite.
+    fn check_sort_columns(&self, table: &DeltaTable) -> Result<(), CompactError> {
+        if self.policy.sort_by.is_empty() {
+            return Ok(());
+        }
+        let snapshot = table.snapshot().map_err(|e| CompactError::delta(table, e))?;
+        let partition_columns = snapshot.metadata().partition_columns().to_vec();
+        let columns: Vec<String> = snapshot.schema().fields().map(|f| f.name().to_string()).filter(|n| !partition_columns.contains(n)).collect();
+        for c in &self.policy.sort_by {
+            if partition_columns.contains(c) {
+                return Err(CompactError::Policy { table: self.policy.name.clone(), reason: format!("sort_by column `{c}` is a partition column: it is constant within a file; sort by data columns ({})", columns.join(", ")) });
+            }
+            if !columns.contains(c) {
+                return Err(CompactError::Policy { table: self.policy.name.clone(), reason: format!("sort_by column `{c}` is not a column of the table (columns: {})", columns.join(", ")) });
+            }
+        }
+        Ok(())
     }
 
     async fn compact(&self, table: &mut DeltaTable, run_id: &str, record: &mut CompactionRun) -> Result<(Plan, Vec<BinFailure>, Option<VacuumReport>, Option<i64>), CompactError> {
@@ -179,7 +209,7 @@ impl Compaction {
         let partition_columns = snapshot.metadata().partition_columns().to_vec();
         let table_schema = inlet_table::DeltaTable::open(&self.policy.location).await?.ok_or_else(|| CompactError::NoTable(self.policy.location.display.clone()))?.arrow_schema()?;
         let per_rewrite = (self.budget.total_bytes() / self.policy.max_concurrent_rewrites as u64).min(256 * 1024 * 1024);
-        let options = Arc::new(RewriteOptions { file_schema: rewrite::file_schema(&table_schema, &partition_columns), sort_by: self.policy.sort_by.clone(), reservation_bytes: per_rewrite });
+        let options = Arc::new(RewriteOptions { file_schema: rewrite::file_schema(&table_schema, &partition_columns), sort_by: self.policy.sort_by.clone(), reservation_bytes: per_rewrite, output_dir: None });
 
         let bins_total = plan.bins.len();
         let bytes_total = plan.bytes_in();
@@ -240,17 +270,19 @@ impl Compaction {
         if !pending.is_empty() {
             self.commit_part(table, &store, pending, run_id, record).await?;
         }
-        if let Some(why) = stopped {
-            info!(reason = why, "run stopped early; the remaining bins wait for the next run");
-        }
-
         record.outcome = match (failures.is_empty(), record.versions.is_empty()) {
             (true, _) => Outcome::Succeeded,
             (false, true) => Outcome::Failed,
             (false, false) => Outcome::Partial,
         };
-        if !failures.is_empty() {
-            record.message = Some(failures.iter().map(|f| f.to_string()).collect::<Vec<_>>().join("; "));
+        let mut notes: Vec<String> = failures.iter().map(|f| f.to_string()).collect();
+        if let Some(why) = stopped {
+            let left = queue.len();
+            info!(reason = why, bins_left = left, "run stopped early; the remaining bins wait for the next run");
+            notes.push(format!("stopped early ({why}): {left} of {bins_total} bins left for the next run"));
+        }
+        if !notes.is_empty() {
+            record.message = Some(notes.join("; "));
         }
 
         // Upkeep.

@@ -347,6 +347,37 @@ async fn sort_by_orders_rows_within_the_new_file_and_new_columns_are_filled() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_time_window_starts_no_bin_and_says_so() {
+    let d = tempfile::tempdir().unwrap();
+    let n = small_table(d.path(), &["a", "b", "c"], 3).await;
+    let closed = std::time::Instant::now() - std::time::Duration::from_secs(1);
+    let r = run(policy(d.path()), Arc::new(InProcessLedger::new())).with_deadline(Some(closed)).await.unwrap();
+    assert_eq!((r.run.files_in, r.run.versions.len()), (0, 0), "nothing rewritten after the window closed");
+    assert_eq!(r.run.outcome, Outcome::Succeeded);
+    let message = r.run.message.clone().unwrap_or_default();
+    assert!(message.contains("stopped early (the time window closed): 3 of 3 bins left for the next run"), "{message}");
+    // The next run (inside a window) does the work.
+    let r = run(policy(d.path()), Arc::new(InProcessLedger::new())).await.unwrap();
+    assert_eq!(r.run.files_in, 9);
+    assert_ids(d.path(), n).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_or_partition_sort_column_is_refused_before_any_work() {
+    let d = tempfile::tempdir().unwrap();
+    small_table(d.path(), &["a"], 3).await;
+    for (column, says) in [("idd", "sort_by column `idd` is not a column of the table (columns: id, payload)"), ("dt", "sort_by column `dt` is a partition column")] {
+        let mut p = policy(d.path());
+        p.sort_by = vec![column.into()];
+        let err = run(p.clone(), Arc::new(InProcessLedger::new())).await.unwrap_err();
+        assert!(err.to_string().contains(says), "{err}");
+        let err = run(p, Arc::new(InProcessLedger::new())).with_dry_run(true).await.unwrap_err();
+        assert!(err.to_string().contains(says), "dry run: {err}");
+    }
+    assert_eq!(std::fs::read_dir(d.path().join("dt=a")).unwrap().count(), 3, "nothing rewritten");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vacuum_keeps_files_within_retention_and_refuses_unsafe_retention() {
     let d = tempfile::tempdir().unwrap();
     let n = small_table(d.path(), &["a"], 4).await;

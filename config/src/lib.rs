@@ -177,6 +177,38 @@ pipelines:
     }
 
     #[test]
+    fn lineage_section_loads_and_its_errors_are_located() {
+        let text = "storage: {warehouse: /x}\nkafka: {brokers: b:1}\npipelines:\n  - name: p\n    source: {topics: [t]}\n    table: {name: t}\n    alerts: {max_freshness_secs: 60, max_consumer_lag_messages: 1000}\nlineage:\n  running_every: 30s\n  transports:\n    - type: http\n      url: http://marquez:5000/api/v1/lineage\n      token: abc\n    - type: file\n      path: /tmp/l.jsonl\n  alerts: {webhook_url: 'https://hooks.example.com/x'}\n";
+        let c = parse("c.yaml", text, &env).unwrap();
+        assert_eq!(RunningEvery::parse(&c.lineage.running_every), Ok(RunningEvery::Interval(std::time::Duration::from_secs(30))));
+        assert!(matches!(&c.lineage.transports[0], LineageTransport::Http { retries: 5, timeout_ms: 5000, .. }));
+        assert_eq!(c.pipelines[0].alerts.max_consumer_lag_messages, Some(1000));
+
+        let bad = "storage: {warehouse: /x}\nlineage:\n  running_every: 5 minutes\n  queue_capacity: 0\n  transports:\n    - type: http\n      url: ftp://x/y\n    - type: catalog\n    - type: kafka\n  alerts:\n    webhook_url: nope\n";
+        let errs = parse("c.yaml", bad, &env).unwrap_err().to_string();
+        // The unknown transport type is a structural error, reported first and alone.
+        assert!(errs.contains("c.yaml:9:") && errs.contains("lineage.transports[2]"), "{errs}");
+        let bad = bad.replace("    - type: kafka\n", "");
+        let errs = parse("c.yaml", &bad, &env).unwrap_err();
+        let shown = errs.to_string();
+        assert_eq!(errs.errors.len(), 5, "{shown}");
+        assert!(shown.contains("c.yaml:3:18: lineage.running_every: `5 minutes`: unknown unit `minutes`"), "{shown}");
+        assert!(shown.contains("c.yaml:4:19: lineage.queue_capacity: must be at least 1"), "{shown}");
+        assert!(shown.contains("c.yaml:7:12: lineage.transports[0].url: `ftp://x/y`: expected an http:// or https:// URL"), "{shown}");
+        assert!(shown.contains("lineage.transports[1]: `type: catalog` records events in the catalog database"), "{shown}");
+        assert!(shown.contains("c.yaml:10:18: lineage.alerts.webhook_url: `nope` is not a URL"), "{shown}");
+    }
+
+    #[test]
+    fn running_every_parses_commit_and_durations() {
+        assert_eq!(RunningEvery::parse("commit"), Ok(RunningEvery::Commit));
+        assert_eq!(RunningEvery::parse("500ms"), Ok(RunningEvery::Interval(std::time::Duration::from_millis(500))));
+        assert_eq!(RunningEvery::parse("2h"), Ok(RunningEvery::Interval(std::time::Duration::from_secs(7200))));
+        assert!(RunningEvery::parse("10ms").is_err());
+        assert!(RunningEvery::parse("s").is_err());
+    }
+
+    #[test]
     fn yaml_syntax_error_is_located() {
         let errs = parse("c.yaml", "storage:\n  warehouse: [unclosed\n", &env).unwrap_err();
         assert!(errs.errors[0].span.is_some());

@@ -34,6 +34,10 @@ pub struct Config {
     /// `inlet compactor`).
     #[serde(default)]
     pub compaction: CompactionConfig,
+    /// OpenLineage events of ingestion and compaction, the lineage store, and
+    /// freshness and consumer-lag alerts (see `docs/lineage.md`).
+    #[serde(default)]
+    pub lineage: LineageConfig,
 }
 
 /// Warehouse storage.
@@ -239,6 +243,10 @@ pub struct PipelineConfig {
     /// What happens to messages that cannot be written.
     #[serde(default)]
     pub dead_letter: DeadLetterConfig,
+    /// Alert thresholds of the pipeline's table (fired to
+    /// `lineage.alerts.webhook_url` and exported as metrics).
+    #[serde(default)]
+    pub alerts: TableAlerts,
 }
 
 /// A Kafka source.
@@ -429,9 +437,70 @@ pub struct TableConfig {
     /// How long Delta log entries are kept after a checkpoint covers them.
     #[serde(default = "default_log_retention")]
     pub log_retention_hours: u64,
-    /// Extra Delta table properties set when the table is created.
+    /// Extra table properties set when the table is created (Delta table
+    /// properties, or Hive table parameters with `format: hive`).
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
+    /// Table format: `delta` (default: a Delta Lake table with its log in
+    /// storage) or `hive` (plain Parquet files in Hive partition directories,
+    /// partitions in the metastore, commits recorded in the catalog database;
+    /// needs `catalog`). See docs/hive-format.md.
+    #[serde(default)]
+    pub format: TableFormat,
+    /// Settings of `format: hive` tables.
+    #[serde(default)]
+    pub hive: HiveTableConfig,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TableFormat {
+    #[default]
+    Delta,
+    Hive,
+}
+
+/// How a `format: hive` table is written and its partitions closed.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HiveTableConfig {
+    /// Staged files older than this that belong to no recorded commit are
+    /// deleted (left by a writer that died before committing). Must be far
+    /// longer than a flush takes.
+    #[serde(default = "default_staging_retention")]
+    pub staging_retention_secs: u64,
+    /// Partition commit: close event-time partitions once event time has
+    /// passed their end plus a delay (writes `_SUCCESS`, stores statistics,
+    /// emits a lineage event). Needs `event_time`.
+    #[serde(default)]
+    pub partition_commit: Option<PartitionCommitConfig>,
+}
+
+impl Default for HiveTableConfig {
+    fn default() -> Self {
+        Self { staging_retention_secs: default_staging_retention(), partition_commit: None }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PartitionCommitConfig {
+    /// How long after a partition's end (in event time) it is closed.
+    #[serde(default = "default_partition_commit_delay")]
+    pub delay_secs: u64,
+    /// Events for a partition that is already closed: `write` (default:
+    /// written, the partition's statistics and `_SUCCESS` renewed) or
+    /// `dead_letter` (sent to the dead-letter table with the reason).
+    #[serde(default)]
+    pub late_events: LateEvents,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LateEvents {
+    #[default]
+    Write,
+    DeadLetter,
 }
 
 /// Partitions derived from event time.
@@ -562,6 +631,12 @@ fn default_database() -> String {
 }
 fn default_checkpoint_interval() -> u64 {
     10
+}
+fn default_staging_retention() -> u64 {
+    3600
+}
+fn default_partition_commit_delay() -> u64 {
+    3600
 }
 fn default_log_retention() -> u64 {
     7 * 24
@@ -695,6 +770,16 @@ pub struct CompactionPolicyConfig {
     /// table's `delta.logRetentionDuration`.
     #[serde(default = "default_checkpoint_interval")]
     pub checkpoint_interval_commits: u64,
+    /// `format: hive` tables: how long the files a compaction replaced stay
+    /// after the partition moved to its compacted directory. Set it longer
+    /// than the longest query: a query that listed the old files must still
+    /// find them.
+    #[serde(default = "default_hive_grace_period")]
+    pub hive_grace_period_secs: u64,
+}
+
+fn default_hive_grace_period() -> u64 {
+    3600
 }
 
 /// A daily window of local time, `HH:MM` to `HH:MM` (may cross midnight).
@@ -778,4 +863,201 @@ fn default_max_concurrent_rewrites() -> u32 {
 }
 fn default_vacuum_retention_hours() -> u64 {
     SAFE_VACUUM_RETENTION_HOURS
+}
+
+// ---------------------------------------------------------------------------
+// Lineage (`lineage:`): OpenLineage events, their transports, alerts.
+// ---------------------------------------------------------------------------
+
+/// OpenLineage events and alerts.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LineageConfig {
+    /// Where events go; each transport has its own queue, so a slow one
+    /// delays no other. No transports: no events (freshness, latency metrics
+    /// and alerts work regardless).
+    #[serde(default)]
+    pub transports: Vec<LineageTransport>,
+    /// Namespace of inlet's jobs (`ingest.<pipeline>`, `compaction.<table>`).
+    #[serde(default = "default_lineage_namespace")]
+    pub namespace: String,
+    /// When a streaming run reports progress (RUNNING events): `commit` for
+    /// one event per table commit, or an interval such as `30s`, `5m`, `1h`
+    /// for one event per interval covering the commits made in it.
+    #[serde(default = "default_running_every")]
+    pub running_every: String,
+    /// Events queued per transport. When a transport falls behind (an
+    /// unreachable receiver), further events for it are dropped and counted
+    /// in `inlet_lineage_events_dropped_total`: ingestion never waits.
+    #[serde(default = "default_lineage_queue_capacity")]
+    pub queue_capacity: u64,
+    /// The metastore's Thrift address as clients reach it
+    /// (`thrift://metastore.example.com:9083`): tables carry a symlink to
+    /// `hive://host:port` + `db.table`. Defaults to `metastore.thrift_listen`
+    /// (an unspecified host such as `0.0.0.0` becomes `localhost`).
+    #[serde(default)]
+    pub metastore_uri: Option<String>,
+    /// How long a stopping process waits for queued events to be delivered
+    /// before it drops them.
+    #[serde(default = "default_lineage_shutdown_timeout_ms")]
+    pub shutdown_timeout_ms: u64,
+    /// Days the lineage store keeps dataset versions and ended runs (the
+    /// graph of jobs and datasets is kept); pruned hourly by the processes
+    /// that record events with the `catalog` transport. 0 keeps everything.
+    #[serde(default = "default_lineage_retention_days")]
+    pub retention_days: u64,
+    /// Where alerts go and how often they are checked.
+    #[serde(default)]
+    pub alerts: AlertsConfig,
+}
+
+impl Default for LineageConfig {
+    fn default() -> Self {
+        Self {
+            transports: Vec::new(),
+            namespace: default_lineage_namespace(),
+            running_every: default_running_every(),
+            queue_capacity: default_lineage_queue_capacity(),
+            metastore_uri: None,
+            shutdown_timeout_ms: default_lineage_shutdown_timeout_ms(),
+            retention_days: default_lineage_retention_days(),
+            alerts: AlertsConfig::default(),
+        }
+    }
+}
+
+/// One destination of OpenLineage events.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum LineageTransport {
+    /// POST each event as JSON to an OpenLineage receiver, e.g. Marquez's
+    /// `http://marquez:5000/api/v1/lineage` or the metastore's own
+    /// `http://metastore:8080/api/v1/lineage`.
+    Http {
+        /// The receiver's URL.
+        url: String,
+        /// Bearer token sent as `Authorization: Bearer <token>`; use
+        /// `${ENV}` interpolation rather than a literal.
+        #[serde(default)]
+        token: Option<String>,
+        /// Time one attempt may take (connect, send, answer).
+        #[serde(default = "default_lineage_http_timeout_ms")]
+        timeout_ms: u64,
+        /// Further attempts after a failed one (connection error, timeout,
+        /// 408, 429 or 5xx), with exponential backoff from 500 ms to 30 s.
+        #[serde(default = "default_lineage_http_retries")]
+        retries: u32,
+    },
+    /// Append each event as one JSON line to a file.
+    File {
+        /// The file; created when missing, appended to otherwise.
+        path: String,
+    },
+    /// Record events in the lineage store of the catalog database named in
+    /// `catalog` (queried with `inlet lineage` and the metastore's
+    /// `/api/v1/lineage` routes).
+    Catalog,
+}
+
+/// Where alerts go.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// URL that alerts are POSTed to as JSON when they fire and when they
+    /// resolve. Without it alerts are only exported as metrics
+    /// (`inlet_lineage_alert_firing`).
+    #[serde(default)]
+    pub webhook_url: Option<String>,
+    /// Bearer token for the webhook.
+    #[serde(default)]
+    pub webhook_token: Option<String>,
+    /// How often thresholds are checked.
+    #[serde(default = "default_alert_check_secs")]
+    pub check_interval_secs: u64,
+    /// A threshold must stay exceeded this long before its alert fires.
+    #[serde(default)]
+    pub for_secs: u64,
+    /// A firing alert is sent again this often (0: only when it fires and
+    /// when it resolves).
+    #[serde(default = "default_alert_repeat_secs")]
+    pub repeat_interval_secs: u64,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        Self { webhook_url: None, webhook_token: None, check_interval_secs: default_alert_check_secs(), for_secs: 0, repeat_interval_secs: default_alert_repeat_secs() }
+    }
+}
+
+/// Alert thresholds of one table.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TableAlerts {
+    /// Fire when the table's freshness (now minus the newest event time
+    /// committed) exceeds this many seconds.
+    #[serde(default)]
+    pub max_freshness_secs: Option<u64>,
+    /// Fire when the messages of the pipeline's topics not yet committed to
+    /// the table exceed this many.
+    #[serde(default)]
+    pub max_consumer_lag_messages: Option<u64>,
+}
+
+/// When streaming runs emit RUNNING events, parsed from `lineage.running_every`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunningEvery {
+    Commit,
+    Interval(std::time::Duration),
+}
+
+impl RunningEvery {
+    /// `commit`, or a whole number with a unit: `ms`, `s`, `m`, `h`.
+    pub fn parse(s: &str) -> Result<RunningEvery, String> {
+        let t = s.trim();
+        if t == "commit" {
+            return Ok(RunningEvery::Commit);
+        }
+        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let (n, unit) = t.split_at(split);
+        let n: u64 = n.parse().map_err(|_| format!("`{s}`: expected `commit` or a duration such as `30s`, `5m`, `1h`, `500ms`"))?;
+        let d = match unit.trim() {
+            "ms" => std::time::Duration::from_millis(n),
+            "s" => std::time::Duration::from_secs(n),
+            "m" => std::time::Duration::from_secs(n * 60),
+            "h" => std::time::Duration::from_secs(n * 3600),
+            other => return Err(format!("`{s}`: unknown unit `{other}`, expected `ms`, `s`, `m` or `h`")),
+        };
+        if d < std::time::Duration::from_millis(100) {
+            return Err(format!("`{s}`: the interval must be at least 100ms"));
+        }
+        Ok(RunningEvery::Interval(d))
+    }
+}
+
+fn default_lineage_namespace() -> String {
+    "inlet".to_string()
+}
+fn default_running_every() -> String {
+    "commit".to_string()
+}
+fn default_lineage_queue_capacity() -> u64 {
+    10_000
+}
+fn default_lineage_shutdown_timeout_ms() -> u64 {
+    5_000
+}
+fn default_lineage_retention_days() -> u64 {
+    30
+}
+fn default_lineage_http_timeout_ms() -> u64 {
+    5_000
+}
+fn default_lineage_http_retries() -> u32 {
+    5
+}
+fn default_alert_check_secs() -> u64 {
+    15
+}
+fn default_alert_repeat_secs() -> u64 {
+    3600
 }

@@ -108,6 +108,9 @@ pub fn check(config: &Config) -> Vec<Problem> {
         }
         check_source(config, p, &key(&at, "source"), &mut out);
         check_table(p, &key(&at, "table"), &mut out);
+        if p.table.format == TableFormat::Hive && config.catalog.is_none() {
+            out.push((key(&key(&at, "table"), "format"), "`format: hive` records its commits in the catalog database: configure `catalog.database_url`".into()));
+        }
         let table_id = (p.table.database.clone(), p.table.name.clone());
         if !tables.insert(table_id) {
             out.push((key(&key(&at, "table"), "name"), format!("table `{}.{}` is already written by another pipeline", p.table.database, p.table.name)));
@@ -177,7 +180,88 @@ pub fn check(config: &Config) -> Vec<Problem> {
         }
     }
     check_compaction(config, &key(&root, "compaction"), &mut out);
+    check_lineage(config, &key(&root, "lineage"), &mut out);
+    for (i, p) in config.pipelines.iter().enumerate() {
+        let at = key(&idx(&key(&root, "pipelines"), i), "alerts");
+        for (name, v) in [("max_freshness_secs", p.alerts.max_freshness_secs), ("max_consumer_lag_messages", p.alerts.max_consumer_lag_messages)] {
+            if v == Some(0) {
+                out.push((key(&at, name), "must be greater than 0 (leave it out for no alert)".into()));
+            }
+        }
+    }
     out
+}
+
+// --- lineage ----------------------------------------------------------------
+
+fn check_http_url(url: &str) -> Result<(), String> {
+    match url::Url::parse(url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(()),
+        Ok(u) => Err(format!("`{url}`: expected an http:// or https:// URL, found scheme `{}`", u.scheme())),
+        Err(e) => Err(format!("`{url}` is not a URL: {e}")),
+    }
+}
+
+fn check_lineage(config: &Config, at: &[PathSegment], out: &mut Vec<Problem>) {
+    let l = &config.lineage;
+    if l.namespace.trim().is_empty() {
+        out.push((key(at, "namespace"), "must not be empty".into()));
+    }
+    if let Err(e) = RunningEvery::parse(&l.running_every) {
+        out.push((key(at, "running_every"), e));
+    }
+    if l.queue_capacity == 0 {
+        out.push((key(at, "queue_capacity"), "must be at least 1".into()));
+    }
+    let mut catalogs = 0;
+    for (i, t) in l.transports.iter().enumerate() {
+        let tat = idx(&key(at, "transports"), i);
+        match t {
+            LineageTransport::Http { url, timeout_ms, retries, token } => {
+                if let Err(e) = check_http_url(url) {
+                    out.push((key(&tat, "url"), e));
+                }
+                if *timeout_ms == 0 {
+                    out.push((key(&tat, "timeout_ms"), "must be greater than 0".into()));
+                }
+                if *retries > 20 {
+                    out.push((key(&tat, "retries"), "at most 20 (backoff reaches its 30 s cap after 6)".into()));
+                }
+                if token.as_deref().is_some_and(|t| t.trim().is_empty()) {
+                    out.push((key(&tat, "token"), "is empty (an unset `${ENV}`?); leave it out for no token".into()));
+                }
+            }
+            LineageTransport::File { path } => {
+                if path.trim().is_empty() {
+                    out.push((key(&tat, "path"), "must not be empty".into()));
+                }
+            }
+            LineageTransport::Catalog => {
+                catalogs += 1;
+                if config.catalog.is_none() {
+                    out.push((tat.clone(), "`type: catalog` records events in the catalog database: configure `catalog.database_url`".into()));
+                }
+                if catalogs > 1 {
+                    out.push((tat.clone(), "the catalog transport is listed twice".into()));
+                }
+            }
+        }
+    }
+    if let Some(uri) = &l.metastore_uri {
+        let bare = uri.strip_prefix("thrift://").unwrap_or(uri);
+        if bare.is_empty() || bare.contains('/') {
+            out.push((key(at, "metastore_uri"), format!("`{uri}`: expected `thrift://host:port`")));
+        }
+    }
+    let alerts = key(at, "alerts");
+    if let Some(url) = &l.alerts.webhook_url {
+        if let Err(e) = check_http_url(url) {
+            out.push((key(&alerts, "webhook_url"), e));
+        }
+    }
+    if l.alerts.check_interval_secs == 0 {
+        out.push((key(&alerts, "check_interval_secs"), "must be greater than 0".into()));
+    }
 }
 
 // --- compaction -------------------------------------------------------------
@@ -304,6 +388,19 @@ fn check_table(p: &PipelineConfig, at: &[PathSegment], out: &mut Vec<Problem>) {
         if !partition_cols.insert(c.as_str()) {
             out.push((idx(&key(at, "partition_by"), j), format!("`{c}` is listed twice")));
         }
+    }
+    if let Some(pc) = &t.hive.partition_commit {
+        let pat = key(&key(at, "hive"), "partition_commit");
+        if t.format != TableFormat::Hive {
+            out.push((pat.clone(), "partition commit applies to `format: hive` tables (Delta readers see commits, not directories)".into()));
+        }
+        if t.event_time.is_none() {
+            out.push((pat.clone(), "partition commit closes event-time partitions: configure `event_time`".into()));
+        }
+        let _ = pc;
+    }
+    if t.hive.staging_retention_secs < 60 {
+        out.push((key(&key(at, "hive"), "staging_retention_secs"), "must be at least 60: a live writer's staged files must never look abandoned".into()));
     }
     if let Some(et) = &t.event_time {
         let eat = key(at, "event_time");

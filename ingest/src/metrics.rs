@@ -21,6 +21,7 @@ pub struct Metrics {
     pub bytes_written: IntCounterVec,
     pub fenced: IntCounterVec,
     pub rebalances: IntCounterVec,
+    pub partitions_closed: IntCounterVec,
     pub commit_seconds: HistogramVec,
     pub flush_rows: HistogramVec,
     pub buffered_bytes: IntGauge,
@@ -30,6 +31,8 @@ pub struct Metrics {
     pub last_commit_timestamp_seconds: GaugeVec,
     pub newest_event_timestamp_seconds: GaugeVec,
     pub table_version: IntGaugeVec,
+    pub consumer_lag_messages: IntGaugeVec,
+    pub job_state: IntGaugeVec,
 }
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -80,6 +83,7 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         bytes_written: counter(&r, "inlet_ingest_bytes_written_total", "Data file bytes written", p),
         fenced: counter(&r, "inlet_ingest_fenced_commits_total", "Commits refused because another writer advanced the same partitions", p),
         rebalances: counter(&r, "inlet_ingest_rebalances_total", "Consumer group rebalances", p),
+        partitions_closed: counter(&r, "inlet_ingest_partitions_closed_total", "Hive partitions closed by partition commit (re-closes after late events included)", p),
         commit_seconds,
         flush_rows,
         buffered_bytes,
@@ -89,6 +93,13 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         last_commit_timestamp_seconds: fgauge_vec(&r, "inlet_ingest_last_commit_timestamp_seconds", "Unix time of the last commit", p),
         newest_event_timestamp_seconds: fgauge_vec(&r, "inlet_ingest_newest_event_timestamp_seconds", "Newest event time committed (event-time pipelines)", p),
         table_version: gauge_vec(&r, "inlet_ingest_table_version", "Table version after the last commit", p),
+        consumer_lag_messages: gauge_vec(
+            &r,
+            "inlet_ingest_consumer_lag_messages",
+            "Messages between the partition's end and the offset committed to Kafka after each table commit (librdkafka statistics, every `statistics.interval.ms`)",
+            &["pipeline", "topic", "partition"],
+        ),
+        job_state: gauge_vec(&r, "inlet_job_state", "1 for the lifecycle state each job of this process is in (`inlet jobs`)", &["job", "state"]),
         registry: r,
     }
 });
@@ -100,6 +111,8 @@ pub fn render() -> String {
     let mut buf = Vec::new();
     let families = METRICS.registry.gather();
     TextEncoder::new().encode(&families, &mut buf).expect("text encoding");
+    // Lineage delivery, freshness, latency and alerts.
+    let _ = TextEncoder::new().encode(&inlet_lineage::metrics::METRICS.registry.gather(), &mut buf);
     String::from_utf8(buf).unwrap_or_default()
 }
 
@@ -133,6 +146,16 @@ pub async fn serve(listen: String) -> std::io::Result<()> {
         }
     });
     Ok(())
+}
+
+/// Keeps `inlet_job_state` at 1 for each job's current state only.
+pub fn job_state_gauge() -> inlet_metastore::jobs::reporter::OnChange {
+    Arc::new(|job: &str, from: Option<inlet_metastore::jobs::JobState>, to: inlet_metastore::jobs::JobState| {
+        if let Some(from) = from {
+            METRICS.job_state.with_label_values(&[job, from.as_str()]).set(0);
+        }
+        METRICS.job_state.with_label_values(&[job, to.as_str()]).set(1);
+    })
 }
 
 /// Shared flag for graceful shutdown.

@@ -23,6 +23,7 @@ pub struct EventTimePartitioner {
     on_missing: MissingEventTime,
     cacheable: bool,
     cache: HashMap<i64, Arc<Vec<String>>>,
+    keep_row_times: bool,
 }
 
 /// The derived columns of a batch, and the rows without a usable event time.
@@ -32,6 +33,13 @@ pub struct Derived {
     pub missing: Vec<(usize, String)>,
     /// Newest event time in the batch, microseconds since the epoch.
     pub newest_micros: Option<i64>,
+    /// The oldest event time of the batch.
+    pub oldest_micros: Option<i64>,
+    /// (row, event time) of up to `inlet_lineage::latency::SAMPLES_PER_COMMIT`
+    /// rows spread over the batch, for the latency histograms.
+    pub samples: Vec<(usize, i64)>,
+    /// Every row's event time, when asked for ([`EventTimePartitioner::keep_row_times`]).
+    pub row_micros: Vec<Option<i64>>,
 }
 
 impl EventTimePartitioner {
@@ -47,6 +55,7 @@ impl EventTimePartitioner {
             on_missing: cfg.on_missing,
             cacheable,
             cache: HashMap::new(),
+            keep_row_times: false,
         })
     }
 
@@ -71,6 +80,10 @@ impl EventTimePartitioner {
         let mut builders: Vec<StringBuilder> = self.columns.iter().map(|_| StringBuilder::with_capacity(n, n * 10)).collect();
         let mut missing = Vec::new();
         let mut newest: Option<i64> = None;
+        let mut oldest: Option<i64> = None;
+        let step = n.div_ceil(inlet_lineage::latency::SAMPLES_PER_COMMIT).max(1);
+        let mut samples = Vec::new();
+        let mut row_micros = Vec::with_capacity(if self.keep_row_times { n } else { 0 });
         for (row, t) in times.into_iter().enumerate() {
             let micros = match t {
                 Ok(m) => Some(m),
@@ -88,9 +101,16 @@ impl EventTimePartitioner {
                     }
                 },
             };
+            if self.keep_row_times {
+                row_micros.push(micros);
+            }
             match micros {
                 Some(m) => {
                     newest = Some(newest.map_or(m, |x: i64| x.max(m)));
+                    oldest = Some(oldest.map_or(m, |x: i64| x.min(m)));
+                    if row % step == 0 {
+                        samples.push((row, m));
+                    }
                     let values = self.values_for(m);
                     for (b, v) in builders.iter_mut().zip(values.iter()) {
                         b.append_value(v);
@@ -100,7 +120,13 @@ impl EventTimePartitioner {
             }
         }
         let columns = self.columns.iter().zip(builders).map(|((c, _), mut b)| (c.clone(), Arc::new(b.finish()) as ArrayRef)).collect();
-        Derived { columns, missing, newest_micros: newest }
+        Derived { columns, missing, newest_micros: newest, oldest_micros: oldest, samples, row_micros }
+    }
+
+    /// Makes [`Self::derive`] return every row's event time (partition
+    /// commit tracks the newest per Kafka partition).
+    pub fn keep_row_times(&mut self, keep: bool) {
+        self.keep_row_times = keep;
     }
 
     fn values_for(&mut self, micros: i64) -> Arc<Vec<String>> {
@@ -193,6 +219,70 @@ impl EventTimePartitioner {
     }
 }
 
+/// The span of event time `[start, end)` (microseconds since the epoch) a
+/// partition covers, from its derived values (one per
+/// `event_time.partitions` entry, in order). The span's length is the
+/// finest unit the formats show: `%Y-%m-%d` + `%H` covers one hour.
+pub fn partition_span(cfg: &EventTimeConfig, values: &[&str]) -> Result<(i64, i64), String> {
+    use chrono::format::{parse, Parsed, StrftimeItems};
+    use chrono::{Duration, LocalResult, Months, NaiveDate};
+    if values.len() != cfg.partitions.len() {
+        return Err(format!("expected {} partition values, got {}", cfg.partitions.len(), values.len()));
+    }
+    let tz: Tz = cfg.time_zone.parse().map_err(|_| format!("unknown time zone `{}`", cfg.time_zone))?;
+    let mut parsed = Parsed::new();
+    for (d, v) in cfg.partitions.iter().zip(values) {
+        parse(&mut parsed, v, StrftimeItems::new(&d.format)).map_err(|e| format!("`{v}` does not match `{}`: {e}", d.format))?;
+    }
+    let has = |specs: &[&str]| cfg.partitions.iter().any(|d| specs.iter().any(|s| d.format.contains(s)));
+    #[derive(PartialEq, PartialOrd)]
+    enum Unit {
+        Second,
+        Minute,
+        Hour,
+        Day,
+        Month,
+        Year,
+    }
+    let unit = if has(&["%S", "%T", "%X", "%s", "%r", "%c", "%+"]) {
+        Unit::Second
+    } else if has(&["%M", "%R"]) {
+        Unit::Minute
+    } else if has(&["%H", "%k", "%I", "%l"]) {
+        Unit::Hour
+    } else if has(&["%d", "%e", "%j", "%F", "%D", "%x", "%v"]) {
+        Unit::Day
+    } else if has(&["%m", "%b", "%B", "%h"]) {
+        Unit::Month
+    } else if has(&["%Y", "%y", "%G"]) {
+        Unit::Year
+    } else {
+        return Err("the partition formats show no date or time".into());
+    };
+    let year = parsed.year().ok_or("the partition formats show no year")?;
+    let date = match parsed.to_naive_date() {
+        Ok(d) => d,
+        Err(_) => NaiveDate::from_ymd_opt(year, parsed.month().unwrap_or(1), parsed.day().unwrap_or(1)).ok_or("not a date")?,
+    };
+    let hour = parsed.hour_div_12().zip(parsed.hour_mod_12()).map(|(d, m)| d * 12 + m).unwrap_or(0);
+    let start = date.and_hms_opt(hour, parsed.minute().unwrap_or(0), parsed.second().unwrap_or(0)).ok_or("not a time of day")?;
+    let end = match unit {
+        Unit::Second => start + Duration::seconds(1),
+        Unit::Minute => start + Duration::minutes(1),
+        Unit::Hour => start + Duration::hours(1),
+        Unit::Day => start + Duration::days(1),
+        Unit::Month => start.checked_add_months(Months::new(1)).ok_or("date out of range")?,
+        Unit::Year => start.checked_add_months(Months::new(12)).ok_or("date out of range")?,
+    };
+    // Local times that a daylight-saving change skips or repeats: the
+    // earliest instant that shows them.
+    let instant = |t: NaiveDateTime| match tz.from_local_datetime(&t) {
+        LocalResult::Single(x) | LocalResult::Ambiguous(x, _) => Ok(x.timestamp_micros()),
+        LocalResult::None => tz.from_local_datetime(&(t + Duration::hours(1))).earliest().map(|x| x.timestamp_micros()).ok_or(format!("{t} does not exist in {}", cfg.time_zone)),
+    };
+    Ok((instant(start)?, instant(end)?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,5 +335,21 @@ mod tests {
         let mut p = EventTimePartitioner::new(&cfg("Europe/Berlin", MissingEventTime::DeadLetter)).unwrap();
         let d = p.derive(&rb, &|_| None);
         assert_eq!(strings(&d.columns[1].1), vec![Some("01".into()), Some("03".into())]);
+    }
+
+    #[test]
+    fn partition_spans_follow_the_finest_unit_and_the_time_zone() {
+        let c = cfg("Asia/Shanghai", MissingEventTime::DeadLetter);
+        let (start, end) = partition_span(&c, &["2024-03-11", "07"]).unwrap();
+        assert_eq!(DateTime::<Utc>::from_timestamp_micros(start).unwrap().to_rfc3339(), "2024-03-10T23:00:00+00:00");
+        assert_eq!(end - start, 3_600_000_000);
+        let mut daily = cfg("Europe/Berlin", MissingEventTime::DeadLetter);
+        daily.partitions.truncate(1);
+        // The day clocks go forward has 23 hours.
+        let (start, end) = partition_span(&daily, &["2024-03-31"]).unwrap();
+        assert_eq!(DateTime::<Utc>::from_timestamp_micros(start).unwrap().to_rfc3339(), "2024-03-30T23:00:00+00:00");
+        assert_eq!(end - start, 23 * 3_600_000_000);
+        assert!(partition_span(&c, &["2024-03-11"]).is_err());
+        assert!(partition_span(&c, &["yesterday", "07"]).unwrap_err().contains("does not match"));
     }
 }

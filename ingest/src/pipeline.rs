@@ -22,6 +22,8 @@ use tokio::runtime::Handle;
 use tracing::{debug, error, info, info_span, warn};
 
 use inlet_config::{Config, OffsetGapPolicy, PipelineConfig};
+use inlet_metastore::jobs::reporter::JobHandle;
+use inlet_metastore::jobs::JobState;
 
 use crate::buffer::{MemoryBudget, RawBatch, TopicPartition};
 use crate::metrics::{Shutdown, METRICS};
@@ -52,6 +54,8 @@ pub struct Summary {
     pub rows: u64,
     pub commits: u64,
     pub dead_letters: u64,
+    /// Stopped with data read but not committed (the shutdown deadline passed).
+    pub uncommitted: bool,
 }
 
 pub struct Options {
@@ -59,6 +63,8 @@ pub struct Options {
     pub budget: Arc<MemoryBudget>,
     pub shutdown: Shutdown,
     pub shutdown_deadline: Duration,
+    /// The pipeline's lifecycle state (`inlet jobs`).
+    pub job: JobHandle,
 }
 
 /// Runs one pipeline to completion on the calling (non-async) thread.
@@ -74,19 +80,28 @@ pub fn run(config: Arc<Config>, pipeline: Arc<PipelineConfig>, writer: BatchWrit
         let budget = opts.budget.clone();
         let generation = generation.clone();
         let name = name.clone();
+        let job = opts.job.clone();
         std::thread::Builder::new()
             .name(format!("write-{name}"))
-            .spawn(move || write_loop(writer, cmd_rx, ev_tx, handle, budget, generation))
+            .spawn(move || write_loop(writer, cmd_rx, ev_tx, handle, budget, generation, job))
             .map_err(|e| IngestError::Pipeline { pipeline: name.clone(), reason: e.to_string() })?
     };
 
+    let job = opts.job.clone();
+    job.enter(JobState::Starting, format!("joining consumer group for {}", pipeline.source.topic_pattern.clone().unwrap_or_else(|| pipeline.source.topics.join(", "))));
     let progress_tx = cmd_tx.clone();
     let progress: Box<kafka::ProgressFn> = Box::new(move |tps: &[TopicPartition]| {
         let (tx, rx) = bounded(1);
         progress_tx.send(Command::Progress(tps.to_vec(), tx)).map_err(|_| "write stage has stopped".to_string())?;
         rx.recv().map_err(|_| "write stage has stopped".to_string())?
     });
-    let consumer = kafka::consumer(&config, &pipeline, progress).map_err(|e| IngestError::Kafka { pipeline: name.clone(), source: e })?;
+    let consumer = match kafka::consumer(&config, &pipeline, progress) {
+        Ok(c) => c,
+        Err(e) => {
+            job.enter(JobState::Failed, format!("cannot create the Kafka consumer: {e}"));
+            return Err(IngestError::Kafka { pipeline: name.clone(), source: e });
+        }
+    };
     let mut reader = Reader {
         pipeline: pipeline.clone(),
         consumer,
@@ -105,6 +120,7 @@ pub fn run(config: Arc<Config>, pipeline: Arc<PipelineConfig>, writer: BatchWrit
         send_blocked: false,
         others: (HashMap::new(), None),
         assigned_once: false,
+        operator_pause: false,
     };
     METRICS.up.with_label_values(&[&name]).set(1);
     let result = reader.run();
@@ -113,10 +129,22 @@ pub fn run(config: Arc<Config>, pipeline: Arc<PipelineConfig>, writer: BatchWrit
     drop(reader.cmd_tx);
     reader.consumer.unsubscribe();
     let _ = writer_thread.join();
+    let s = &reader.summary;
+    match &result {
+        Ok(Ended::CaughtUp) => job.enter(JobState::Finished, format!("caught up: {} rows in {} commits, {} dead letters", s.rows, s.commits, s.dead_letters)),
+        Ok(Ended::Shutdown) => job.enter(JobState::Stopped, format!("stopped on request: {} rows in {} commits, {} dead letters", s.rows, s.commits, s.dead_letters)),
+        Err(e) => job.enter(JobState::Failed, e.to_string()),
+    }
     result.map(|_| reader.summary)
 }
 
-fn write_loop(mut writer: BatchWriter, rx: Receiver<Command>, tx: Sender<Event>, handle: Handle, budget: Arc<MemoryBudget>, generation: Arc<std::sync::atomic::AtomicU64>) {
+/// How the read loop ended.
+enum Ended {
+    Shutdown,
+    CaughtUp,
+}
+
+fn write_loop(mut writer: BatchWriter, rx: Receiver<Command>, tx: Sender<Event>, handle: Handle, budget: Arc<MemoryBudget>, generation: Arc<std::sync::atomic::AtomicU64>, job: JobHandle) {
     while let Ok(cmd) = rx.recv() {
         match cmd {
             Command::Stop => break,
@@ -131,7 +159,12 @@ fn write_loop(mut writer: BatchWriter, rx: Receiver<Command>, tx: Sender<Event>,
                     let mut attempt = 0u32;
                     loop {
                         match handle.block_on(writer.write(&batch)) {
-                            Ok(written) => break Event::Committed { partitions: batch.partitions.iter().map(|p| (p.tp.clone(), p.last)).collect(), written },
+                            Ok(written) => {
+                                if attempt > 0 {
+                                    job.set_from(&[JobState::Recovering], JobState::Running, format!("write succeeded after {attempt} retries"));
+                                }
+                                break Event::Committed { partitions: batch.partitions.iter().map(|p| (p.tp.clone(), p.last)).collect(), written };
+                            }
                             Err(WriteError::Fenced(why)) => {
                                 generation.fetch_add(1, Ordering::SeqCst);
                                 break Event::Fenced(why);
@@ -143,6 +176,7 @@ fn write_loop(mut writer: BatchWriter, rx: Receiver<Command>, tx: Sender<Event>,
                                 attempt += 1;
                                 let wait = Duration::from_millis(500 * 2u64.pow(attempt.min(6)));
                                 warn!(error = %e, attempt, retry_in_ms = wait.as_millis() as u64, "write failed; retrying");
+                                job.set_from(&[JobState::Running, JobState::Paused, JobState::Recovering], JobState::Recovering, format!("write failed (attempt {attempt} of {WRITE_RETRIES}), retrying in {} ms: {e}", wait.as_millis()));
                                 std::thread::sleep(wait);
                             }
                             Err(e) => break Event::Failed(e),
@@ -188,6 +222,9 @@ struct Reader {
     /// was last read.
     others: (HashMap<TopicPartition, Option<i64>>, Option<Instant>),
     assigned_once: bool,
+    /// An operator asked the job to pause: consumption stays paused (after
+    /// the buffer is committed) until resumed.
+    operator_pause: bool,
 }
 
 impl Reader {
@@ -195,7 +232,7 @@ impl Reader {
         &self.pipeline.name
     }
 
-    fn run(&mut self) -> Result<(), IngestError> {
+    fn run(&mut self) -> Result<Ended, IngestError> {
         let flush = self.pipeline.flush.clone();
         let max_latency = Duration::from_millis(flush.max_latency_ms);
         let max_payload = self.pipeline.dead_letter.max_message_bytes as usize;
@@ -216,12 +253,15 @@ impl Reader {
             self.apply_assignment_changes()?;
 
             if self.opts.shutdown.load(Ordering::Relaxed) {
-                return self.shutdown();
+                self.opts.job.enter(JobState::Stopping, "shutdown requested: committing buffered data");
+                return self.shutdown().map(|_| Ended::Shutdown);
             }
             if self.opts.until_caught_up && self.caught_up() {
                 info!(pipeline = %name, "caught up with the offsets that were the latest at start");
-                return self.shutdown();
+                self.opts.job.enter(JobState::Stopping, "caught up with the offsets that were the latest at start");
+                return self.shutdown().map(|_| Ended::CaughtUp);
             }
+            self.follow_operator();
 
             // Back-pressure: a full buffer waits (up to a second) for the
             // write stage, leaving librdkafka's bounded prefetch in place;
@@ -230,7 +270,7 @@ impl Reader {
             // the prefetched messages, which then have to be fetched again).
             let buffer_full = self.buffer.len() as u64 >= flush.max_rows || self.buffer.bytes() as u64 >= flush.max_bytes;
             let over = self.opts.budget.exhausted() || (buffer_full && self.send_blocked);
-            self.set_paused(over);
+            self.set_paused(over || self.operator_pause);
 
             let timeout = match self.buffer.first_received {
                 Some(t) => max_latency.saturating_sub(t.elapsed()).min(Duration::from_millis(100)),
@@ -285,7 +325,8 @@ impl Reader {
             }
 
             let due = !self.buffer.is_empty()
-                && (self.buffer.len() as u64 >= flush.max_rows
+                && (self.operator_pause
+                    || self.buffer.len() as u64 >= flush.max_rows
                     || self.buffer.bytes() as u64 >= flush.max_bytes
                     || self.buffer.first_received.is_some_and(|t| t.elapsed() >= max_latency)
                     || self.opts.budget.exhausted()
@@ -305,6 +346,23 @@ impl Reader {
                 info!(pipeline = %name, "waiting for a partition assignment from the consumer group");
                 last_wait_log = Instant::now();
             }
+        }
+    }
+
+    /// Follows the operator's desired state: a pause request stops
+    /// consumption, and the job is `paused` once everything read before is
+    /// committed; a resume lets consumption go on.
+    fn follow_operator(&mut self) {
+        let want = self.opts.job.pause_requested();
+        if want && !self.operator_pause {
+            info!(pipeline = %self.name(), "pause requested: committing what is buffered, then consuming nothing");
+            self.operator_pause = true;
+        } else if !want && self.operator_pause {
+            self.operator_pause = false;
+            self.opts.job.set_from(&[JobState::Paused], JobState::Running, "resumed by an operator");
+        }
+        if self.operator_pause && self.buffer.is_empty() && self.inflight == 0 && self.opts.job.state() != JobState::Paused {
+            self.opts.job.enter(JobState::Paused, "paused by an operator: everything read before is committed");
         }
     }
 
@@ -368,7 +426,9 @@ impl Reader {
                 Event::Fenced(why) => {
                     METRICS.fenced.with_label_values(&[&self.pipeline.name]).inc();
                     warn!(pipeline = %self.name(), %why, "commit fenced: another consumer owns these partitions now; re-reading positions from the table");
+                    self.opts.job.set_from(&[JobState::Running], JobState::Recovering, format!("commit fenced, re-reading positions from the table: {why}"));
                     self.reset(None)?;
+                    self.opts.job.set_from(&[JobState::Recovering], JobState::Running, "positions re-read from the table after a fenced commit");
                 }
                 Event::Failed(e) => {
                     return Err(IngestError::Pipeline { pipeline: self.pipeline.name.clone(), reason: e.to_string() });
@@ -422,6 +482,15 @@ impl Reader {
                     }
                 }
             }
+        }
+        // A new assignment starts unpaused in librdkafka.
+        if self.paused {
+            self.paused = false;
+            self.set_paused(true);
+        }
+        let owned = self.consumer.context().assignment.lock().owned.len();
+        if self.assigned_once {
+            self.opts.job.set_from(&[JobState::Starting, JobState::Recovering], JobState::Running, format!("consuming {owned} partition(s)"));
         }
         // Everything buffered was read under the previous assignment; in-flight
         // batches were invalidated by the generation bump in the callback.
@@ -643,6 +712,7 @@ impl Reader {
             }
         }
         if self.inflight > 0 || !self.buffer.is_empty() {
+            self.summary.uncommitted = true;
             warn!(pipeline = %self.name(), "shutdown deadline passed with data uncommitted; it will be read again on restart");
         }
         Ok(())

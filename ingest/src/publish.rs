@@ -31,7 +31,7 @@ pub struct Published {
 }
 
 /// The location as Hadoop-based engines write it.
-fn engine_location(location: &Location) -> String {
+pub fn engine_location(location: &Location) -> String {
     let d = location.display.trim_end_matches('/');
     if d.starts_with('/') { format!("file:{d}") } else { d.to_string() }
 }

@@ -7,13 +7,13 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use deltalake::arrow::array::{new_null_array, ArrayRef, BooleanArray};
 use deltalake::arrow::compute::{cast, filter_record_batch};
 use deltalake::arrow::datatypes::{Field, Schema, SchemaRef};
 use deltalake::arrow::record_batch::RecordBatch;
-use inlet_config::{DeadLetterPolicy, PipelineConfig};
+use inlet_config::{DeadLetterPolicy, PipelineConfig, TableFormat};
 use tracing::{info, instrument, warn};
 
 use crate::buffer::{RawBatch, TopicPartition};
@@ -22,6 +22,7 @@ use crate::decode::{metadata, DecodeError, MessageDecoder, Rejected};
 use crate::metrics::METRICS;
 use crate::partitioning::EventTimePartitioner;
 use crate::sink::{Commit, SinkError, TableSink};
+use crate::watermark::Watermarks;
 
 /// Why a batch could not be written. Everything here stops the pipeline,
 /// except [`WriteError::Fenced`], after which the reader re-reads progress.
@@ -67,6 +68,9 @@ pub struct Written {
     pub dead_letters: usize,
     pub skipped: usize,
     pub newest_event_micros: Option<i64>,
+    pub oldest_event_micros: Option<i64>,
+    /// (message index in the batch, event time) of sampled rows.
+    pub event_samples: Vec<(u32, i64)>,
 }
 
 /// The transaction id under which a pipeline records a partition's progress.
@@ -81,6 +85,10 @@ pub struct BatchWriter {
     dead_letters: DeadLetterTable,
     partitioner: Option<EventTimePartitioner>,
     metadata_fields: Vec<Field>,
+    lineage: Option<Arc<crate::lineage::Observer>>,
+    /// Partition commit's event-time watermark (`format: hive` with
+    /// `partition_commit`).
+    watermarks: Option<Watermarks>,
 }
 
 impl BatchWriter {
@@ -90,11 +98,30 @@ impl BatchWriter {
             None => None,
         };
         let metadata_fields = metadata::fields(&pipeline.metadata_columns);
-        Ok(Self { pipeline, decoder, sink, dead_letters, partitioner, metadata_fields })
+        let mut partitioner = partitioner;
+        let watermarks = match (&pipeline.table.hive.partition_commit, partitioner.as_mut()) {
+            (Some(pc), Some(p)) if pipeline.table.format == TableFormat::Hive => {
+                p.keep_row_times(true);
+                Some(Watermarks::new(Duration::from_secs(pc.delay_secs.max(60))))
+            }
+            _ => None,
+        };
+        Ok(Self { pipeline, decoder, sink, dead_letters, partitioner, metadata_fields, lineage: None, watermarks })
     }
 
     pub fn describe(&self) -> String {
         self.sink.describe()
+    }
+
+    /// Reports commits to the pipeline's lineage observer.
+    pub fn with_lineage(mut self, observer: Option<Arc<crate::lineage::Observer>>) -> Self {
+        self.lineage = observer;
+        self
+    }
+
+    /// The table's schema, None before the table exists.
+    pub fn table_schema(&self) -> Option<SchemaRef> {
+        self.sink.schema()
     }
 
     /// Committed progress of the given partitions.
@@ -186,11 +213,24 @@ impl BatchWriter {
         };
 
         let mut batch = None;
+        // Newest event time per source partition, for the watermark.
+        let mut newest_by_source: HashMap<TopicPartition, i64> = HashMap::new();
         if let Some(rb) = rows_batch {
             let mut rb = self.with_metadata(rb, raw, &rows)?;
+            // Message index of each row of `rb` as rows are filtered out.
+            let mut kept: Vec<u32> = rows.clone();
             if let Some(p) = self.partitioner.as_mut() {
                 let d = p.derive(&rb, &|row| raw.messages[rows[row] as usize].timestamp_ms);
                 written.newest_event_micros = d.newest_micros;
+                written.oldest_event_micros = d.oldest_micros;
+                written.event_samples = d.samples.iter().map(|(row, m)| (rows[*row], *m)).collect();
+                for (row, micros) in d.row_micros.iter().enumerate() {
+                    if let Some(m) = micros {
+                        let tp = &raw.partition_of(&raw.messages[rows[row] as usize]).tp;
+                        let e = newest_by_source.entry(tp.clone()).or_insert(*m);
+                        *e = (*e).max(*m);
+                    }
+                }
                 rb = append_columns(rb, d.columns).map_err(|e| schema_err(&*self.sink, e))?;
                 if !d.missing.is_empty() {
                     let mut keep = vec![true; rb.num_rows()];
@@ -198,11 +238,22 @@ impl BatchWriter {
                         keep[row] = false;
                         rejected.push(Rejected { message: rows[row], reason });
                     }
+                    kept = rows.iter().zip(&keep).filter(|(_, k)| **k).map(|(r, _)| *r).collect();
                     rb = filter_record_batch(&rb, &BooleanArray::from(keep)).map_err(|e| schema_err(&*self.sink, e))?;
                 }
             }
             let table_schema = self.sink.schema().ok_or_else(|| WriteError::Schema { table: self.sink.describe(), reason: "table vanished".into() })?;
-            batch = Some(conform(rb, &table_schema).map_err(|e| WriteError::Schema { table: self.sink.describe(), reason: e })?);
+            let mut rb = conform(rb, &table_schema).map_err(|e| WriteError::Schema { table: self.sink.describe(), reason: e })?;
+            let late = self.sink.late_rows(&rb);
+            if !late.is_empty() {
+                let mut keep = vec![true; rb.num_rows()];
+                for (row, reason) in late {
+                    keep[row] = false;
+                    rejected.push(Rejected { message: kept[row], reason });
+                }
+                rb = filter_record_batch(&rb, &BooleanArray::from(keep)).map_err(|e| schema_err(&*self.sink, e))?;
+            }
+            batch = Some(rb);
         }
 
         rejected.sort_by_key(|r| r.message);
@@ -246,6 +297,28 @@ impl BatchWriter {
         m.last_commit_timestamp_seconds.with_label_values(&[&pipeline]).set(chrono::Utc::now().timestamp_millis() as f64 / 1000.0);
         if let Some(t) = written.newest_event_micros {
             m.newest_event_timestamp_seconds.with_label_values(&[&pipeline]).set(t as f64 / 1e6);
+        }
+        if let Some(o) = &self.lineage {
+            o.committed(raw, &written, self.sink.schema().as_deref());
+        }
+        if let Some(w) = self.watermarks.as_mut() {
+            for (tp, m) in &newest_by_source {
+                w.observe(tp, *m);
+            }
+            if let Some(watermark) = w.current() {
+                // The commit stands whatever happens here: a partition that
+                // could not be closed now is closed after a later commit.
+                match self.sink.close_partitions(watermark).await {
+                    Ok(closed) if !closed.is_empty() => {
+                        m.partitions_closed.with_label_values(&[&pipeline]).inc_by(closed.len() as u64);
+                        if let Some(o) = &self.lineage {
+                            o.partitions_closed(&closed);
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => warn!(error = %e, "partition commit failed; retried after the next commit"),
+                }
+            }
         }
         info!(version = written.commit.version, rows = written.commit.rows, files = written.commit.files, dead_letters = written.dead_letters, ms = started.elapsed().as_millis() as u64, "committed");
         Ok(written)

@@ -10,6 +10,7 @@
 //! language and naming rules).
 
 pub mod store;
+pub mod jobs;
 pub mod filter;
 pub mod names;
 pub mod catalog;

@@ -64,6 +64,8 @@ impl Metrics {
         use prometheus::Encoder;
         let mut buf = Vec::new();
         let _ = prometheus::TextEncoder::new().encode(&self.inner.registry.gather(), &mut buf);
+        // Latency to visibility of the lineage events this metastore receives.
+        let _ = prometheus::TextEncoder::new().encode(&inlet_lineage::metrics::METRICS.registry.gather(), &mut buf);
         String::from_utf8(buf).unwrap_or_default()
     }
 }

@@ -156,17 +156,7 @@ pub enum Registered {
 /// Creates or updates the table's registration (and its database when
 /// missing).
 pub async fn register_delta(catalog: &Catalog, actor: &Actor, reg: &DeltaRegistration) -> Result<Registered, CatalogError> {
-    match catalog.get_database(&reg.database).await {
-        Ok(_) => {}
-        Err(CatalogError::NoSuchObject(_)) => {
-            let db = hms::Database { name: Some(reg.database.clone()), parameters: Some(BTreeMap::new()), owner_name: Some("inlet".into()), owner_type: Some(hms::PrincipalType::USER), ..Default::default() };
-            match catalog.create_database(actor, db).await {
-                Ok(()) | Err(CatalogError::AlreadyExists(_)) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Err(e) => return Err(e),
-    }
+    ensure_database(catalog, actor, &reg.database).await?;
     let wanted = reg.to_table();
     match catalog.get_table(&reg.database, &reg.table).await {
         Err(CatalogError::NoSuchObject(_)) => match catalog.create_table(actor, wanted).await {
@@ -192,6 +182,180 @@ pub async fn register_delta(catalog: &Catalog, actor: &Actor, reg: &DeltaRegistr
             updated.owner = existing.owner.clone();
             catalog.alter_table(actor, &reg.database, &reg.table, updated, false).await?;
             Ok(Registered::Updated)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The table parameter holding the exact Arrow schema inlet writes a Hive
+/// table with (Hive's type names lose time zones and integer widths).
+pub const ARROW_SCHEMA_PARAM: &str = "inlet.arrow.schema";
+/// The table parameter naming a Hive table's format as inlet writes it.
+pub const FORMAT_PARAM: &str = "inlet.format";
+
+/// A plain Hive table of Parquet files in partition directories, as inlet's
+/// `format: hive` pipelines write it (docs/hive-format.md).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HiveRegistration {
+    pub database: String,
+    pub table: String,
+    /// The location as other engines write it (`s3a://...`, `file:/...`).
+    pub location: String,
+    /// Every column, partition columns included, in the table's order.
+    pub schema: Schema,
+    /// Partition columns, outermost first; they are not stored in files.
+    pub partition_columns: Vec<String>,
+    pub properties: BTreeMap<String, String>,
+}
+
+/// The storage descriptor of Parquet data at `location`.
+pub fn parquet_sd(cols: Vec<hms::FieldSchema>, location: &str) -> hms::StorageDescriptor {
+    hms::StorageDescriptor {
+        cols: Some(cols),
+        location: Some(location.to_string()),
+        input_format: Some("org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat".into()),
+        output_format: Some("org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat".into()),
+        compressed: Some(false),
+        num_buckets: Some(-1),
+        serde_info: Some(hms::SerDeInfo {
+            serialization_lib: Some("org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe".into()),
+            parameters: Some(BTreeMap::from([("serialization.format".into(), "1".into())])),
+            ..Default::default()
+        }),
+        bucket_cols: Some(Vec::new()),
+        sort_cols: Some(Vec::new()),
+        parameters: Some(BTreeMap::new()),
+        ..Default::default()
+    }
+}
+
+impl HiveRegistration {
+    fn is_partition(&self, name: &str) -> bool {
+        self.partition_columns.iter().any(|c| c == name)
+    }
+
+    /// Data columns as Hive stores them (lower-cased names).
+    pub fn data_columns(&self) -> Vec<hms::FieldSchema> {
+        self.schema
+            .fields()
+            .iter()
+            .filter(|f| !self.is_partition(f.name()))
+            .map(|f| hms::FieldSchema { name: Some(f.name().to_lowercase()), type_: Some(hive_type(f.data_type())), comment: None })
+            .collect()
+    }
+
+    pub fn partition_keys(&self) -> Vec<hms::FieldSchema> {
+        self.partition_columns
+            .iter()
+            .map(|c| {
+                let t = self.schema.field_with_name(c).map(|f| hive_type(f.data_type())).unwrap_or_else(|_| "string".into());
+                hms::FieldSchema { name: Some(c.to_lowercase()), type_: Some(t), comment: None }
+            })
+            .collect()
+    }
+
+    /// Spark's schema JSON, data columns first and partition columns last
+    /// (the order Spark gives a Hive table), with the original letter case.
+    fn spark_schema_json(&self) -> String {
+        let mut fields: Vec<Value> = self.schema.fields().iter().filter(|f| !self.is_partition(f.name())).map(|f| spark_field(f)).collect();
+        for c in &self.partition_columns {
+            if let Ok(f) = self.schema.field_with_name(c) {
+                fields.push(spark_field(f));
+            }
+        }
+        json!({"type": "struct", "fields": fields}).to_string()
+    }
+
+    pub fn to_table(&self) -> hms::Table {
+        let mut params: BTreeMap<String, String> = BTreeMap::new();
+        params.insert("EXTERNAL".into(), "TRUE".into());
+        params.insert(FORMAT_PARAM.into(), "hive".into());
+        params.insert("inlet.registered.by".into(), "inlet".into());
+        params.insert(ARROW_SCHEMA_PARAM.into(), serde_json::to_string(&self.schema).unwrap_or_default());
+        // With the case-preserving schema stored, Spark does not list and
+        // open files to infer it (`caseSensitiveInferenceMode`). When Spark
+        // takes the schema from here it takes the partition columns from
+        // here too (`restoreHiveSerdeTable`): without them it would treat
+        // the table as unpartitioned and discover partitions by listing.
+        if !self.partition_columns.is_empty() {
+            params.insert("spark.sql.sources.schema.numPartCols".into(), self.partition_columns.len().to_string());
+            for (i, c) in self.partition_columns.iter().enumerate() {
+                params.insert(format!("spark.sql.sources.schema.partCol.{i}"), c.clone());
+            }
+        }
+        let schema = self.spark_schema_json();
+        let parts: Vec<String> = schema.chars().collect::<Vec<_>>().chunks(SCHEMA_PART_CHARS).map(|c| c.iter().collect()).collect();
+        if parts.len() == 1 {
+            params.insert("spark.sql.sources.schema".into(), schema);
+        } else {
+            params.insert("spark.sql.sources.schema.numParts".into(), parts.len().to_string());
+            for (i, p) in parts.into_iter().enumerate() {
+                params.insert(format!("spark.sql.sources.schema.part.{i}"), p);
+            }
+        }
+        params.extend(self.properties.clone());
+        hms::Table {
+            table_name: Some(self.table.clone()),
+            db_name: Some(self.database.clone()),
+            owner: Some("inlet".into()),
+            sd: Some(parquet_sd(self.data_columns(), &self.location)),
+            partition_keys: Some(self.partition_keys()),
+            parameters: Some(params),
+            table_type: Some("EXTERNAL_TABLE".into()),
+            ..Default::default()
+        }
+    }
+}
+
+/// The Arrow schema inlet stored on a Hive table it writes, if any.
+pub fn hive_arrow_schema(t: &hms::Table) -> Option<Schema> {
+    t.parameters.as_ref()?.get(ARROW_SCHEMA_PARAM).and_then(|s| serde_json::from_str(s).ok())
+}
+
+/// Creates the Hive table (and its database) or, when it exists, brings its
+/// columns up to `reg` (additive changes only: a column is never dropped or
+/// retyped here). Returns the table as stored.
+pub async fn register_hive(catalog: &Catalog, actor: &Actor, reg: &HiveRegistration) -> Result<(Registered, hms::Table), CatalogError> {
+    ensure_database(catalog, actor, &reg.database).await?;
+    let wanted = reg.to_table();
+    match catalog.get_table(&reg.database, &reg.table).await {
+        Err(CatalogError::NoSuchObject(_)) => match catalog.create_table(actor, wanted).await {
+            Ok(t) => Ok((Registered::Created, t)),
+            Err(CatalogError::AlreadyExists(_)) => Ok((Registered::Unchanged, catalog.get_table(&reg.database, &reg.table).await?)),
+            Err(e) => Err(e),
+        },
+        Ok(existing) => {
+            let same_cols = existing.sd.as_ref().map(|s| &s.cols) == wanted.sd.as_ref().map(|s| &s.cols);
+            let same_schema = hive_arrow_schema(&existing).as_ref() == Some(&reg.schema);
+            if same_cols && same_schema {
+                return Ok((Registered::Unchanged, existing));
+            }
+            let mut updated = existing.clone();
+            let mut params = existing.parameters.clone().unwrap_or_default();
+            params.retain(|k, _| !k.starts_with("spark.sql.sources.schema"));
+            params.extend(wanted.parameters.clone().unwrap_or_default());
+            updated.parameters = Some(params);
+            if let Some(sd) = updated.sd.as_mut() {
+                sd.cols = wanted.sd.as_ref().and_then(|s| s.cols.clone());
+            }
+            // CASCADE: partitions' storage descriptors get the new columns
+            // too, so Hive reads old partitions with them (as nulls).
+            catalog.alter_table(actor, &reg.database, &reg.table, updated, true).await?;
+            Ok((Registered::Updated, catalog.get_table(&reg.database, &reg.table).await?))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+async fn ensure_database(catalog: &Catalog, actor: &Actor, name: &str) -> Result<(), CatalogError> {
+    match catalog.get_database(name).await {
+        Ok(_) => Ok(()),
+        Err(CatalogError::NoSuchObject(_)) => {
+            let db = hms::Database { name: Some(name.to_string()), parameters: Some(BTreeMap::new()), owner_name: Some("inlet".into()), owner_type: Some(hms::PrincipalType::USER), ..Default::default() };
+            match catalog.create_database(actor, db).await {
+                Ok(()) | Err(CatalogError::AlreadyExists(_)) => Ok(()),
+                Err(e) => Err(e),
+            }
         }
         Err(e) => Err(e),
     }

@@ -7,23 +7,15 @@
 //! e.g. `mysql://root@127.0.0.1:3306`), which `scripts/services.sh` exports.
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::{Read, Write};
 use std::net::SocketAddr;
 
 use inlet_hms_thrift::hive_metastore::*;
 use inlet_metastore::server::{start, Running};
-use thrift::protocol::{TBinaryInputProtocol, TBinaryOutputProtocol, TInputProtocol, TOutputProtocol};
-use thrift::transport::{TBufferedReadTransport, TBufferedWriteTransport, TIoChannel, TTcpChannel};
 
-type Client = ThriftHiveMetastoreSyncClient<Box<dyn TInputProtocol>, Box<dyn TOutputProtocol>>;
+use inlet_hms_thrift::client::Client;
 
 fn client(addr: SocketAddr) -> Client {
-    let mut channel = TTcpChannel::new();
-    channel.open(addr).expect("connect to metastore");
-    let (r, w) = channel.split().expect("split channel");
-    let r: Box<dyn Read> = Box::new(TBufferedReadTransport::new(r));
-    let w: Box<dyn Write> = Box::new(TBufferedWriteTransport::new(w));
-    ThriftHiveMetastoreSyncClient::new(Box::new(TBinaryInputProtocol::new(r, true)), Box::new(TBinaryOutputProtocol::new(w, true)))
+    inlet_hms_thrift::client::connect(addr).expect("connect to metastore")
 }
 
 /// A metastore on a fresh database, with its runtime.
@@ -75,6 +67,19 @@ impl Server {
 
     fn http(&self) -> SocketAddr {
         self.running.as_ref().expect("running").http_addr
+    }
+
+    /// The catalog database's URL (a second server, a job reporter).
+    fn url(&self) -> String {
+        match &self.mysql_db {
+            Some((root, name)) => format!("{}/{name}", root.trim_end_matches('/')),
+            None => format!("sqlite://{}", self._dir.path().join("metastore.db").display()),
+        }
+    }
+
+    /// Another metastore on the same database (a second replica).
+    fn replica(&self) -> Server {
+        Server::start(tempfile::tempdir().expect("tempdir"), self.url(), None)
     }
 }
 
@@ -416,4 +421,125 @@ fn rest_api_reads_and_guards_writes() {
     assert!(metrics.contains("inlet_metastore_requests_total"), "{metrics}");
     let doc = get("/openapi.json");
     assert_eq!(doc["openapi"], "3.1.0");
+}
+
+/// Two replicas on one database: each caches partition values, and a change
+/// made through one is seen by the other's next filter call (the cache is
+/// checked against the table's partition generation).
+fn partition_cache_follows_changes_across_replicas(a: &Server) {
+    let b = a.replica();
+    let (mut ca, mut cb) = (client(a.addr()), client(b.addr()));
+    ca.create_database(Database { name: Some("c".into()), ..Default::default() }).unwrap();
+    ca.create_table(events_table("c", "t")).unwrap();
+    ca.add_partitions(vec![partition("c", "t", "a", 1), partition("c", "t", "b", 1), partition("c", "t", "b", 2)]).unwrap();
+    let names = |c: &mut Client, f: &str| -> Vec<String> {
+        let mut v: Vec<String> = c.get_partitions_by_filter("c".into(), "t".into(), f.into(), -1).unwrap().into_iter().map(|p| p.values.unwrap().join("/")).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names(&mut cb, "dt = \"b\""), ["b/1", "b/2"]);
+    assert_eq!(names(&mut cb, "dt = \"b\""), ["b/1", "b/2"], "served again (from the cache)");
+    ca.add_partitions(vec![partition("c", "t", "b", 3)]).unwrap();
+    assert_eq!(names(&mut cb, "dt = \"b\""), ["b/1", "b/2", "b/3"], "an add through the other replica");
+    assert!(ca.drop_partition("c".into(), "t".into(), vec!["b".into(), "1".into()], false).unwrap());
+    assert_eq!(names(&mut cb, "dt = \"b\""), ["b/2", "b/3"], "a drop through the other replica");
+    let mut renamed = ca.get_partition("c".into(), "t".into(), vec!["b".into(), "2".into()]).unwrap();
+    renamed.values = Some(vec!["z".into(), "2".into()]);
+    ca.rename_partition("c".into(), "t".into(), vec!["b".into(), "2".into()], renamed).unwrap();
+    assert_eq!(names(&mut cb, "dt = \"b\""), ["b/3"], "a rename through the other replica");
+    assert_eq!(names(&mut cb, "dt = \"z\""), ["z/2"]);
+    assert_eq!(cb.get_partition_names("c".into(), "t".into(), -1).unwrap(), ["dt=a/hr=1", "dt=b/hr=3", "dt=z/hr=2"]);
+    // A dropped and re-created table is a new table to the cache.
+    ca.drop_table("c".into(), "t".into(), true).unwrap();
+    ca.create_table(events_table("c", "t")).unwrap();
+    ca.add_partitions(vec![partition("c", "t", "b", 9)]).unwrap();
+    assert_eq!(names(&mut cb, "dt = \"b\""), ["b/9"]);
+}
+
+#[test]
+fn partition_cache_follows_changes_across_replicas_on_sqlite() {
+    partition_cache_follows_changes_across_replicas(&Server::sqlite());
+}
+
+#[test]
+fn partition_cache_follows_changes_across_replicas_on_mariadb() {
+    partition_cache_follows_changes_across_replicas(&Server::mysql());
+}
+
+/// Job states: a process reports transitions through a reporter; operators
+/// read and command them over REST; illegal commands get 409.
+fn job_states_over_rest(server: &Server) {
+    use inlet_metastore::jobs::reporter::Reporter;
+    use inlet_metastore::jobs::{JobKind, JobState};
+    let base = format!("http://{}", server.http());
+    let http = reqwest::blocking::Client::new();
+    let get = |p: &str| -> serde_json::Value { http.get(format!("{base}{p}")).send().unwrap().json().unwrap() };
+    let post = |p: &str| http.post(format!("{base}{p}")).json(&serde_json::json!({"reason": "test"})).send().unwrap();
+    let store = server.rt.block_on(inlet_metastore::Store::connect(&server.url())).unwrap();
+    let _guard = server.rt.enter();
+    let reporter = Reporter::start(Some(store), "test-1".into(), None);
+    let job = server.rt.block_on(reporter.register(JobKind::Ingest, "orders", std::time::Duration::from_secs(5)));
+    assert_eq!(job.state(), JobState::Created);
+    job.set(JobState::Starting, "joining").unwrap();
+    job.set(JobState::Running, "consuming 4 partitions").unwrap();
+    assert!(job.set(JobState::Starting, "again").is_err(), "running -> starting is illegal");
+    assert_eq!(job.state(), JobState::Running, "a refused transition changes nothing");
+    server.rt.block_on(reporter.flush(std::time::Duration::from_secs(10)));
+    let listed = get("/api/v1/jobs");
+    assert_eq!(listed[0]["job"], "ingest/orders");
+    assert_eq!(listed[0]["state"], "running");
+    assert_eq!(listed[0]["reason"], "consuming 4 partitions");
+    assert_eq!(listed[0]["instances"][0]["instance"], "test-1");
+
+    // Pause: desired state, seen by the process within a second or so.
+    let r = post("/api/v1/jobs/ingest/orders/pause");
+    assert_eq!(r.status(), 200);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !job.pause_requested() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(job.pause_requested(), "the reporter never saw the pause");
+    assert_eq!(post("/api/v1/jobs/ingest/orders/pause").status(), 409, "pausing twice");
+    job.set(JobState::Paused, "paused").unwrap();
+    assert_eq!(post("/api/v1/jobs/ingest/orders/resume").status(), 200);
+    assert_eq!(post("/api/v1/jobs/ingest/orders/resume").status(), 409, "resuming a job that is not paused");
+    job.set(JobState::Running, "resumed").unwrap();
+    job.set(JobState::Stopping, "shutdown").unwrap();
+    job.set(JobState::Finished, "caught up").unwrap();
+    server.rt.block_on(reporter.flush(std::time::Duration::from_secs(10)));
+    let r = post("/api/v1/jobs/ingest/orders/pause");
+    assert_eq!(r.status(), 409, "a finished pipeline cannot pause");
+    let body: serde_json::Value = r.json().unwrap();
+    assert_eq!(body["error"], "illegal_transition");
+    assert!(body["message"].as_str().unwrap().contains("cannot pause a job that is finished"), "{body}");
+    assert_eq!(post("/api/v1/jobs/ingest/nope/pause").status(), 404);
+    let shown = get("/api/v1/jobs/ingest/orders");
+    let history: Vec<(String, String)> = shown["history"].as_array().unwrap().iter().rev().map(|t| (t["from"].as_str().unwrap().into(), t["to"].as_str().unwrap().into())).collect();
+    let expected = [("created", "starting"), ("starting", "running"), ("running", "paused"), ("paused", "running"), ("running", "stopping"), ("stopping", "finished")];
+    assert_eq!(history, expected.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect::<Vec<_>>());
+    // Every command is audited with who asked.
+    let audit = get("/api/v1/audit?object=ingest/orders");
+    let actions: Vec<&str> = audit.as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert!(actions.contains(&"pause_job") && actions.contains(&"resume_job"), "{audit}");
+
+    // A process of the same instance that finds its predecessor mid-work
+    // records the failure; a final state is taken over as it is.
+    let job2 = server.rt.block_on(reporter.register(JobKind::Compaction, "orders", std::time::Duration::from_secs(5)));
+    job2.set(JobState::Idle, "scheduled").unwrap();
+    server.rt.block_on(reporter.flush(std::time::Duration::from_secs(10)));
+    let successor = Reporter::start(Some(server.rt.block_on(inlet_metastore::Store::connect(&server.url())).unwrap()), "test-1".into(), None);
+    let again = server.rt.block_on(successor.register(JobKind::Compaction, "orders", std::time::Duration::from_secs(5)));
+    assert_eq!(again.state(), JobState::Failed, "idle when the process vanished: recorded as failed");
+    let same = server.rt.block_on(successor.register(JobKind::Ingest, "orders", std::time::Duration::from_secs(5)));
+    assert_eq!(same.state(), JobState::Finished);
+}
+
+#[test]
+fn job_states_over_rest_on_sqlite() {
+    job_states_over_rest(&Server::sqlite());
+}
+
+#[test]
+fn job_states_over_rest_on_mariadb() {
+    job_states_over_rest(&Server::mysql());
 }

@@ -31,6 +31,14 @@ Modes:
        value}}. Plain Spark cannot DESCRIBE a provider=delta table
       (DATA_SOURCE_NOT_FOUND); this can.
 
+  spark_hive.py hive-check DB TABLE FILTER [--uri URI]
+      Reads a plain Hive table (inlet's `format: hive`) as a batch job does:
+      {"count", "cents" (sum of round(amount*100)), "distinct_pairs" (distinct
+      (_kafka_partition, _kafka_offset)), "coupons" (non-null `coupon`, when
+      that column exists), "filtered": scan_info of a count with FILTER
+      (partitions fetched from the metastore), "describe": DESCRIBE TABLE
+      EXTENDED}.
+
   spark_hive.py count DB TABLE [FILTER] [--uri URI]
       {"database", "table", "filter", "count"}: SELECT count(*) FROM DB.TABLE
       [WHERE FILTER].
@@ -450,12 +458,41 @@ def scenario(spark, db, warehouse):
     return out
 
 
+# ---------------------------------------------------------------- hive-check
+
+def hive_check(spark, db, table, filt):
+    global STEP
+    name = f"`{db}`.`{table}`"
+    # First, while Spark has listed no partition of the table: the filter
+    # must reach the metastore (get_partitions_by_filter).
+    STEP = "filtered count"
+    filtered = scan_info(spark, spark.sql(f"SELECT count(*) AS n FROM {name} WHERE {filt}"))
+    STEP = "describe"
+    desc = describe(spark, name)
+    desc["partition_columns"] = [c.name for c in spark.catalog.listColumns(f"{db}.{table}") if c.isPartition]
+    cols = [c["name"] for c in desc["columns"]]
+    STEP = "totals"
+    coupons = ", count(coupon) AS coupons" if "coupon" in cols else ""
+    tot = spark.sql(
+        f"SELECT count(*) AS n, sum(cast(round(amount * 100) AS bigint)) AS cents, "
+        f"count(DISTINCT _kafka_partition, _kafka_offset) AS pairs{coupons} FROM {name}"
+    ).collect()[0]
+    return {
+        "count": tot["n"],
+        "cents": tot["cents"],
+        "distinct_pairs": tot["pairs"],
+        "coupons": tot["coupons"] if coupons else None,
+        "filtered": filtered,
+        "describe": desc,
+    }
+
+
 # ---------------------------------------------------------------- main
 
 def main():
     global STEP
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("mode", choices=["scenario", "describe-delta", "count"])
+    ap.add_argument("mode", choices=["scenario", "describe-delta", "count", "hive-check"])
     ap.add_argument("args", nargs="*", help="describe-delta: DB TABLE; count: DB TABLE [FILTER]")
     ap.add_argument("--uri", default=os.environ.get("INLET_SPARK_HMS_URI") or os.environ.get("INLET_TEST_HMS_REFERENCE"))
     ap.add_argument("--db", help="scenario: a database name not in use (e.g. unique per test)")
@@ -467,6 +504,8 @@ def main():
         ap.error("scenario takes --db DB and no positional arguments")
     if a.mode == "describe-delta" and len(a.args) != 2:
         ap.error("describe-delta takes DB TABLE")
+    if a.mode == "hive-check" and len(a.args) != 3:
+        ap.error("hive-check takes DB TABLE FILTER")
     if a.mode == "count" and len(a.args) not in (2, 3):
         ap.error("count takes DB TABLE [FILTER]")
 
@@ -489,6 +528,8 @@ def main():
         if a.mode == "scenario":
             out = scenario(spark, a.db, warehouse)
             out["timings_ms"]["spark_startup"] = startup_ms
+        elif a.mode == "hive-check":
+            out = hive_check(spark, *a.args)
         elif a.mode == "describe-delta":
             STEP = "show table extended"
             out = show_table_extended(spark, a.args[0], a.args[1])

@@ -169,6 +169,10 @@ ingest.metrics_listen; docs/deployment.md lists them.
   valueFrom:
     fieldRef:
       fieldPath: metadata.namespace
+# The instance name of this process in `inlet jobs`: a restarted pod finds
+# its predecessor's state and records a crash as such.
+- name: INLET_INSTANCE
+  value: "$(POD_NAME)"
 {{- if include "inlet.usesCatalog" . }}
 - name: INLET_DATABASE_URL
   valueFrom:

@@ -3,9 +3,12 @@
 //!
 //! A sink must commit rows and progress atomically and refuse a commit whose
 //! expected progress is stale ([`SinkError::Fenced`]); that is what makes
-//! ingestion exactly once. Delta is the format today ([`delta`]).
+//! ingestion exactly once. Delta is the default format ([`delta`]); plain
+//! Hive partitions with their log in the catalog database are the other
+//! ([`hive`]).
 
 pub mod delta;
+pub mod hive;
 
 use std::collections::HashMap;
 
@@ -20,6 +23,20 @@ pub struct Commit {
     pub files: usize,
     pub rows: usize,
     pub bytes: u64,
+}
+
+/// A partition closed by partition commit (`format: hive`).
+#[derive(Debug, Clone)]
+pub struct ClosedPartition {
+    /// Hive partition name, `dt=2024-01-01/hour=03`.
+    pub name: String,
+    pub files: u64,
+    pub rows: u64,
+    pub bytes: u64,
+    /// Closed again after late events were written into it.
+    pub recommit: bool,
+    /// The table commit the totals are as of.
+    pub version: i64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -57,4 +74,17 @@ pub trait TableSink: Send {
         txns: &[(String, i64)],
         expected: &HashMap<String, Option<i64>>,
     ) -> Result<Commit, SinkError>;
+
+    /// Partition commit: closes the partitions whose event time ended before
+    /// `watermark_micros` (less the configured delay) and returns them.
+    /// Formats without partition commit close nothing.
+    async fn close_partitions(&mut self, _watermark_micros: i64) -> Result<Vec<ClosedPartition>, SinkError> {
+        Ok(Vec::new())
+    }
+
+    /// Rows of `batch` (in the table's schema) bound for partitions that are
+    /// closed to late events, each with the reason it is refused.
+    fn late_rows(&self, _batch: &RecordBatch) -> Vec<(usize, String)> {
+        Vec::new()
+    }
 }

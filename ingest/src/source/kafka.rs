@@ -45,6 +45,28 @@ pub struct InletContext {
 }
 
 impl ClientContext for InletContext {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        // The table's total lag, for freshness alerts (`inlet_lineage_consumer_lag_messages`).
+        let owned: Vec<i64> = statistics.topics.values().flat_map(|t| t.partitions.iter().filter(|(p, _)| **p >= 0).map(|(_, p)| p.consumer_lag)).filter(|l| *l >= 0).collect();
+        crate::lineage::report_lag(&self.pipeline, (!owned.is_empty()).then(|| owned.iter().sum()));
+        let lag = &crate::metrics::METRICS.consumer_lag_messages;
+        for (topic, t) in &statistics.topics {
+            for (partition, p) in &t.partitions {
+                // -1 is librdkafka's internal "unassigned" partition; a lag
+                // of -1 means unknown (not owned, or nothing committed yet).
+                if *partition < 0 {
+                    continue;
+                }
+                let labels = [self.pipeline.as_str(), topic.as_str(), &partition.to_string()];
+                if p.consumer_lag >= 0 {
+                    lag.with_label_values(&labels).set(p.consumer_lag);
+                } else {
+                    let _ = lag.remove_label_values(&labels);
+                }
+            }
+        }
+    }
+
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
         // End-of-partition is routine (it drives `--until-caught-up`);
         // librdkafka also reports it through this channel.
@@ -190,6 +212,8 @@ pub fn consumer(config: &Config, pipeline: &PipelineConfig, progress: Box<Progre
     cc.set("queued.max.messages.kbytes", "32768");
     cc.set("queued.min.messages", "20000");
     cc.set("fetch.queue.backoff.ms", "10");
+    // Feeds `inlet_ingest_consumer_lag_messages`.
+    cc.set("statistics.interval.ms", "5000");
     for (k, v) in config.kafka.properties.iter().chain(pipeline.source.properties.iter()) {
         cc.set(k, v);
     }

@@ -2,4 +2,6 @@
 //! (`hms`) and a REST API (`rest`).
 
 pub mod hms;
+pub mod jobs;
+pub mod lineage;
 pub mod rest;

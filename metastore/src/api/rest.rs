@@ -39,6 +39,18 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/databases/{database}/tables/{table}/partitions"),
     ("get", "/api/v1/audit"),
     ("get", "/api/v1/runs"),
+    ("post", "/api/v1/lineage"),
+    ("get", "/api/v1/lineage/jobs"),
+    ("get", "/api/v1/lineage/datasets"),
+    ("get", "/api/v1/lineage/upstream"),
+    ("get", "/api/v1/lineage/downstream"),
+    ("get", "/api/v1/lineage/runs"),
+    ("get", "/api/v1/lineage/sources"),
+    ("get", "/api/v1/lineage/latency"),
+    ("get", "/api/v1/jobs"),
+    ("get", "/api/v1/jobs/{kind}/{name}"),
+    ("post", "/api/v1/jobs/{kind}/{name}/pause"),
+    ("post", "/api/v1/jobs/{kind}/{name}/resume"),
 ];
 
 /// The OpenAPI 3.1 document served at `/openapi.json`.
@@ -67,12 +79,24 @@ pub fn router(state: RestState) -> Router {
         .route("/api/v1/databases/{database}/tables/{table}/partitions", get(list_partitions))
         .route("/api/v1/audit", get(audit))
         .route("/api/v1/runs", get(runs))
+        .route("/api/v1/lineage", axum::routing::post(super::lineage::receive))
+        .route("/api/v1/lineage/jobs", get(super::lineage::jobs))
+        .route("/api/v1/lineage/datasets", get(super::lineage::datasets))
+        .route("/api/v1/lineage/upstream", get(super::lineage::upstream))
+        .route("/api/v1/lineage/downstream", get(super::lineage::downstream))
+        .route("/api/v1/lineage/runs", get(super::lineage::runs))
+        .route("/api/v1/lineage/sources", get(super::lineage::sources))
+        .route("/api/v1/lineage/latency", get(super::lineage::latency))
+        .route("/api/v1/jobs", get(super::jobs::list))
+        .route("/api/v1/jobs/{kind}/{name}", get(super::jobs::show))
+        .route("/api/v1/jobs/{kind}/{name}/pause", axum::routing::post(super::jobs::pause))
+        .route("/api/v1/jobs/{kind}/{name}/resume", axum::routing::post(super::jobs::resume))
         .with_state(state)
 }
 
 /// An error as the REST API answers it: a status and a JSON body naming the
 /// kind of failure and the object.
-pub struct ApiError(StatusCode, &'static str, String);
+pub struct ApiError(pub(super) StatusCode, pub(super) &'static str, pub(super) String);
 
 impl From<CatalogError> for ApiError {
     fn from(e: CatalogError) -> Self {
@@ -96,10 +120,10 @@ impl IntoResponse for ApiError {
     }
 }
 
-type ApiResult<T> = Result<Json<T>, ApiError>;
+pub(super) type ApiResult<T> = Result<Json<T>, ApiError>;
 
 /// The identity behind a write, or 401.
-fn writer(state: &RestState, headers: &HeaderMap) -> Result<Actor, ApiError> {
+pub(super) fn writer(state: &RestState, headers: &HeaderMap) -> Result<Actor, ApiError> {
     if state.tokens.is_empty() {
         return Ok(Actor::rest("anonymous"));
     }
@@ -110,7 +134,7 @@ fn writer(state: &RestState, headers: &HeaderMap) -> Result<Actor, ApiError> {
     }
 }
 
-fn timed(state: &RestState, method: &'static str, start: Instant, ok: bool) {
+pub(super) fn timed(state: &RestState, method: &'static str, start: Instant, ok: bool) {
     state.metrics.observe("rest", method, if ok { "ok" } else { "exception" }, start.elapsed());
 }
 

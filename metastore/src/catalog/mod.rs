@@ -8,7 +8,10 @@ mod databases;
 mod defaults;
 mod functions;
 mod locks;
+mod partition_cache;
 mod partitions;
+mod relocate;
+pub use relocate::Relocation;
 mod stats;
 mod tables;
 
@@ -88,6 +91,9 @@ impl Actor {
     pub fn ingest(pipeline: &str) -> Actor {
         Actor { user: format!("pipeline:{pipeline}"), via: "ingest" }
     }
+    pub fn compactor(owner: &str) -> Actor {
+        Actor { user: format!("compactor:{owner}"), via: "compactor" }
+    }
 }
 
 /// The Hive-compatible catalog.
@@ -101,13 +107,14 @@ struct Inner {
     /// Where managed databases and tables go when no location is given
     /// (Hive's `hive.metastore.warehouse.dir`), without a trailing slash.
     warehouse: String,
+    partitions: partition_cache::PartitionCache,
 }
 
 impl Catalog {
     /// A catalog over `store`, placing managed objects under `warehouse`
     /// (a URI such as `file:///data/warehouse` or `s3a://bucket/warehouse`).
     pub fn new(store: Store, warehouse: &str) -> Catalog {
-        Catalog { inner: Arc::new(Inner { store, warehouse: warehouse.trim_end_matches('/').to_string() }) }
+        Catalog { inner: Arc::new(Inner { store, warehouse: warehouse.trim_end_matches('/').to_string(), partitions: Default::default() }) }
     }
 
     pub fn store(&self) -> &Store {

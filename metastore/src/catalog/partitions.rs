@@ -3,9 +3,12 @@
 //! `k1=v1/k2=v2`; filters are evaluated on the stored values without
 //! decoding any partition that does not match.
 
+use std::sync::Arc;
+
 use inlet_hms_thrift::hive_metastore as hms;
 
 use super::defaults::{normalize_partition, stamp_ddl_time};
+use super::partition_cache::{CachedKey, CachedKeys};
 use super::{now_secs, Actor, Catalog, CatalogError, Result};
 use crate::codec::{decode_partition, decode_table, encode};
 use crate::filter::{self, PartitionKey};
@@ -118,6 +121,9 @@ impl Catalog {
                         audit::insert(c, &e).await?;
                         added.push(p);
                     }
+                    if !added.is_empty() {
+                        objects::bump_partition_generation(c, tbl_id).await?;
+                    }
                     Ok(added)
                 })
             })
@@ -149,7 +155,29 @@ impl Catalog {
         }
     }
 
-    async fn table_and_row(&self, db: &str, table: &str) -> Result<(TableRow, hms::Table)> {
+    /// The table's partition names and values, from the cache when it holds
+    /// the table's current generation.
+    async fn partition_keys(&self, trow: &TableRow) -> Result<Arc<CachedKeys>> {
+        if let Some(k) = self.inner.partitions.get(trow.tbl_id, trow.part_gen) {
+            return Ok(k);
+        }
+        let mut conn = self.store().reader().await?;
+        let rows = objects::partition_keys(&mut conn, trow.tbl_id).await?;
+        let keys = rows
+            .into_iter()
+            .map(|r| {
+                let values = serde_json::from_str(&r.vals).map_err(|e| CatalogError::Store(crate::store::StoreError::Corrupt { what: format!("values of partition {}", r.part_name), reason: e.to_string() }))?;
+                Ok(CachedKey { part_id: r.part_id, part_name: r.part_name, values })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        // Labelled with the generation read before the keys: at worst the
+        // keys are newer than the label, which costs one more reload.
+        let cached = Arc::new(CachedKeys { generation: trow.part_gen, keys });
+        self.inner.partitions.put(trow.tbl_id, cached.clone());
+        Ok(cached)
+    }
+
+    pub(super) async fn table_and_row(&self, db: &str, table: &str) -> Result<(TableRow, hms::Table)> {
         let row = self.table_row(db, table).await?;
         let t = decode_table(&row.object)?;
         Ok((row, t))
@@ -186,8 +214,7 @@ impl Catalog {
 
     pub async fn list_partition_names(&self, db: &str, table: &str, max: i32) -> Result<Vec<String>> {
         let trow = self.table_row(db, table).await?;
-        let mut conn = self.store().reader().await?;
-        let mut names: Vec<String> = objects::partition_keys(&mut conn, trow.tbl_id).await?.into_iter().map(|r| r.part_name).collect();
+        let mut names: Vec<String> = self.partition_keys(&trow).await?.keys.iter().map(|k| k.part_name.clone()).collect();
         if let Some(n) = limit(max) {
             names.truncate(n);
         }
@@ -206,14 +233,13 @@ impl Catalog {
         if partial.len() > nkeys {
             return Err(CatalogError::Invalid("Incorrect number of partition values".into()));
         }
-        let mut conn = self.store().reader().await?;
         let mut ids = Vec::new();
-        for r in objects::partition_keys(&mut conn, trow.tbl_id).await? {
-            let vals: Vec<String> = serde_json::from_str(&r.vals).unwrap_or_default();
-            if partial.iter().zip(vals.iter()).all(|(want, have)| want.is_empty() || want == have) {
-                ids.push(r.part_id);
+        for k in &self.partition_keys(&trow).await?.keys {
+            if partial.iter().zip(k.values.iter()).all(|(want, have)| want.is_empty() || want == have) {
+                ids.push(k.part_id);
             }
         }
+        let mut conn = self.store().reader().await?;
         if let Some(n) = limit(max) {
             ids.truncate(n);
         }
@@ -237,19 +263,19 @@ impl Catalog {
 
     /// Ids of partitions whose values satisfy a Hive filter.
     async fn filtered_ids(&self, trow: &TableRow, t: &hms::Table, filter_text: &str) -> Result<Vec<i64>> {
-        let mut conn = self.store().reader().await?;
-        let rows = objects::partition_keys(&mut conn, trow.tbl_id).await?;
+        let keys = self.partition_keys(trow).await?;
         if filter_text.is_empty() {
-            return Ok(rows.into_iter().map(|r| r.part_id).collect());
+            return Ok(keys.keys.iter().map(|k| k.part_id).collect());
         }
         let expr = filter::parse(filter_text).map_err(|e| CatalogError::Invalid(format!("Error parsing partition filter: {e}")))?;
         let bound = expr.bind(&keys_of(t)).map_err(|e| CatalogError::Invalid(e.to_string()))?;
         let mut ids = Vec::new();
-        for r in rows {
-            let vals: Vec<String> = serde_json::from_str(&r.vals).unwrap_or_default();
-            let v: Vec<&str> = vals.iter().map(String::as_str).collect();
+        let mut v: Vec<&str> = Vec::new();
+        for k in &keys.keys {
+            v.clear();
+            v.extend(k.values.iter().map(String::as_str));
             if bound.matches(&v).map_err(|e| CatalogError::Invalid(e.to_string()))? {
-                ids.push(r.part_id);
+                ids.push(k.part_id);
             }
         }
         Ok(ids)
@@ -269,8 +295,7 @@ impl Catalog {
     pub async fn partition_names_by_filter(&self, db: &str, table: &str, filter_text: &str, max: i32) -> Result<Vec<String>> {
         let (trow, t) = self.table_and_row(db, table).await?;
         let ids: std::collections::HashSet<i64> = self.filtered_ids(&trow, &t, filter_text).await?.into_iter().collect();
-        let mut conn = self.store().reader().await?;
-        let mut names: Vec<String> = objects::partition_keys(&mut conn, trow.tbl_id).await?.into_iter().filter(|r| ids.contains(&r.part_id)).map(|r| r.part_name).collect();
+        let mut names: Vec<String> = self.partition_keys(&trow).await?.keys.iter().filter(|k| ids.contains(&k.part_id)).map(|k| k.part_name.clone()).collect();
         if let Some(n) = limit(max) {
             names.truncate(n);
         }
@@ -332,6 +357,9 @@ impl Catalog {
                         }
                     }
                     objects::delete_partitions_by_id(c, &ids).await?;
+                    if !ids.is_empty() {
+                        objects::bump_partition_generation(c, tbl_id).await?;
+                    }
                     Ok(dropped)
                 })
             })
@@ -421,6 +449,7 @@ impl Catalog {
                     row.location = p.sd.as_ref().and_then(|s| s.location.clone());
                     row.object = encode(&p);
                     objects::update_partition(c, &row).await?;
+                    objects::bump_partition_generation(c, tbl_id).await?;
                     let mut e = AuditEntry::new(&actor.user, actor.via, "rename_partition", "partition", part_object_name(&db, &table, &old_name));
                     e.before = Some(json(&PartitionView::new(old_name, &old)));
                     e.after = Some(json(&PartitionView::new(new_name, &p)));

@@ -36,6 +36,7 @@ pub(super) fn table_row_of(t: &hms::Table, tbl_id: i64, db_id: i64, created_at: 
         created_at,
         updated_at: now_ms(),
         object: encode(t),
+        part_gen: 0,
     }
 }
 
@@ -100,8 +101,7 @@ impl Catalog {
     pub(super) async fn table_row(&self, db: &str, table: &str) -> Result<TableRow> {
         let (db, table) = (normalize_identifier(db), normalize_identifier(table));
         let mut conn = self.store().reader().await?;
-        let dbrow = objects::db_by_name(&mut conn, &db).await?.ok_or_else(|| no_such_table(&db, &table))?;
-        objects::table_by_name(&mut conn, dbrow.db_id, &table).await?.ok_or_else(|| no_such_table(&db, &table))
+        objects::table_by_names(&mut conn, &db, &table).await?.ok_or_else(|| no_such_table(&db, &table))
     }
 
     pub async fn get_table(&self, db: &str, table: &str) -> Result<hms::Table> {

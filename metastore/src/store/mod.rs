@@ -9,7 +9,10 @@
 //! caller composes several of them (and the audit entry) in one transaction.
 
 pub mod audit;
+pub mod jobs;
+pub mod hive;
 pub mod leases;
+pub mod lineage;
 pub mod objects;
 pub mod runs;
 
@@ -172,12 +175,28 @@ impl Store {
         }
     }
 
-    /// Applies pending migrations. sqlx takes the backend's lock first
-    /// (`GET_LOCK` on MySQL/TiDB, the write lock on SQLite), so two replicas
-    /// starting together never migrate at once.
+    /// Applies pending migrations. On MySQL/TiDB sqlx takes `GET_LOCK`
+    /// first, so replicas starting together never migrate at once. On SQLite
+    /// sqlx takes no lock: two processes on one file (an ingest and
+    /// `inlet jobs`, say) can both see a migration pending, and the second
+    /// then fails on "table already exists". Each SQLite migration runs in
+    /// its own transaction, so the loser changed nothing; running again
+    /// re-reads what is applied and skips what the winner did.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        self.migrator().run(&self.write).await?;
-        Ok(())
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            match self.migrator().run(&self.write).await {
+                Ok(()) => return Ok(()),
+                Err(sqlx::migrate::MigrateError::Execute(e) | sqlx::migrate::MigrateError::ExecuteMigration(e, _))
+                    if self.backend == Backend::Sqlite && attempt < 5 && matches!(e, sqlx::Error::Database(_)) =>
+                {
+                    debug!(attempt, error = %e, "catalog migration raced another process; re-reading applied migrations");
+                    tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     /// Refuses to serve from a database whose schema is missing or older
@@ -283,3 +302,27 @@ pub fn now_ms() -> i64 {
 /// Rows deleted per statement: big deletes are split so that no transaction
 /// exceeds TiDB's size and entry limits.
 pub const DELETE_BATCH: usize = 500;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Several processes opening one new SQLite catalog at once (separate
+    /// pools stand in for them) all end up migrated, none fails.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_sqlite_migrations_all_succeed() {
+        for round in 0..5 {
+            let dir = tempfile::tempdir().unwrap();
+            let url = format!("sqlite://{}/catalog.db", dir.path().display());
+            let mut stores = Vec::new();
+            for _ in 0..6 {
+                stores.push(Store::connect(&url).await.unwrap());
+            }
+            let results = futures::future::join_all(stores.iter().map(|s| s.migrate())).await;
+            for r in results {
+                r.unwrap_or_else(|e| panic!("round {round}: {e}"));
+            }
+            stores[0].check_schema().await.unwrap();
+        }
+    }
+}

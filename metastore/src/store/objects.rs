@@ -29,6 +29,9 @@ pub struct TableRow {
     pub created_at: i64,
     pub updated_at: i64,
     pub object: Vec<u8>,
+    /// Bumped by every transaction that adds, drops or renames partitions
+    /// (never written by `insert_table`/`update_table`).
+    pub part_gen: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -60,6 +63,10 @@ pub struct FunctionRow {
     pub object: Vec<u8>,
 }
 
+fn function_row(r: &sqlx::any::AnyRow) -> Result<FunctionRow, sqlx::Error> {
+    Ok(FunctionRow { func_id: r.try_get("func_id")?, db_id: r.try_get("db_id")?, name: r.try_get("name")?, created_at: r.try_get("created_at")?, object: r.try_get("object")? })
+}
+
 fn db_row(r: &sqlx::any::AnyRow) -> Result<DbRow, sqlx::Error> {
     Ok(DbRow {
         db_id: r.try_get("db_id")?,
@@ -83,6 +90,7 @@ fn table_row(r: &sqlx::any::AnyRow) -> Result<TableRow, sqlx::Error> {
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
         object: r.try_get("object")?,
+        part_gen: r.try_get("part_gen")?,
     })
 }
 
@@ -147,9 +155,10 @@ pub async fn delete_db(conn: &mut AnyConnection, db_id: i64) -> Result<(), Store
 // ---- tables ---------------------------------------------------------------
 
 const TABLE_COLS: &str = "tbl_id, db_id, name, table_type, provider, location, owner, created_at, updated_at, object";
+const TABLE_READ_COLS: &str = "tbl_id, db_id, name, table_type, provider, location, owner, created_at, updated_at, object, part_gen";
 
 pub async fn table_by_name(conn: &mut AnyConnection, db_id: i64, name: &str) -> Result<Option<TableRow>, StoreError> {
-    let row = sqlx::query(&format!("SELECT {TABLE_COLS} FROM tbls WHERE db_id = ? AND name = ?")).bind(db_id).bind(name).fetch_optional(conn).await?;
+    let row = sqlx::query(&format!("SELECT {TABLE_READ_COLS} FROM tbls WHERE db_id = ? AND name = ?")).bind(db_id).bind(name).fetch_optional(conn).await?;
     Ok(row.as_ref().map(table_row).transpose()?)
 }
 
@@ -157,7 +166,7 @@ pub async fn table_by_name(conn: &mut AnyConnection, db_id: i64, name: &str) -> 
 pub async fn tables_at(conn: &mut AnyConnection, locations: &[String]) -> Result<Vec<TableRow>, StoreError> {
     let mut out = Vec::new();
     for loc in locations {
-        let rows = sqlx::query(&format!("SELECT {TABLE_COLS} FROM tbls WHERE location = ?")).bind(loc).fetch_all(&mut *conn).await?;
+        let rows = sqlx::query(&format!("SELECT {TABLE_READ_COLS} FROM tbls WHERE location = ?")).bind(loc).fetch_all(&mut *conn).await?;
         for r in &rows {
             out.push(table_row(r)?);
         }
@@ -165,8 +174,17 @@ pub async fn tables_at(conn: &mut AnyConnection, locations: &[String]) -> Result
     Ok(out)
 }
 
+/// A table by database and table name in one round trip (the hottest read:
+/// Spark calls `get_table` before nearly everything).
+pub async fn table_by_names(conn: &mut AnyConnection, db: &str, name: &str) -> Result<Option<TableRow>, StoreError> {
+    let cols: Vec<String> = TABLE_READ_COLS.split(", ").map(|c| format!("t.{c}")).collect();
+    let sql = format!("SELECT {} FROM tbls t JOIN dbs d ON d.db_id = t.db_id WHERE d.name = ? AND t.name = ?", cols.join(", "));
+    let row = sqlx::query(&sql).bind(db).bind(name).fetch_optional(conn).await?;
+    Ok(row.as_ref().map(table_row).transpose()?)
+}
+
 pub async fn table_by_id(conn: &mut AnyConnection, tbl_id: i64) -> Result<Option<TableRow>, StoreError> {
-    let row = sqlx::query(&format!("SELECT {TABLE_COLS} FROM tbls WHERE tbl_id = ?")).bind(tbl_id).fetch_optional(conn).await?;
+    let row = sqlx::query(&format!("SELECT {TABLE_READ_COLS} FROM tbls WHERE tbl_id = ?")).bind(tbl_id).fetch_optional(conn).await?;
     Ok(row.as_ref().map(table_row).transpose()?)
 }
 
@@ -177,7 +195,7 @@ pub async fn table_names(conn: &mut AnyConnection, db_id: i64) -> Result<Vec<(St
 }
 
 pub async fn tables_of_db(conn: &mut AnyConnection, db_id: i64) -> Result<Vec<TableRow>, StoreError> {
-    let rows = sqlx::query(&format!("SELECT {TABLE_COLS} FROM tbls WHERE db_id = ? ORDER BY name")).bind(db_id).fetch_all(conn).await?;
+    let rows = sqlx::query(&format!("SELECT {TABLE_READ_COLS} FROM tbls WHERE db_id = ? ORDER BY name")).bind(db_id).fetch_all(conn).await?;
     Ok(rows.iter().map(table_row).collect::<Result<_, _>>()?)
 }
 
@@ -302,6 +320,12 @@ pub async fn partitions_by_ids(conn: &mut AnyConnection, ids: &[i64]) -> Result<
     Ok(out)
 }
 
+/// Marks a change of the table's set of partitions (see `part_gen`).
+pub async fn bump_partition_generation(conn: &mut AnyConnection, tbl_id: i64) -> Result<(), StoreError> {
+    sqlx::query("UPDATE tbls SET part_gen = part_gen + 1 WHERE tbl_id = ?").bind(tbl_id).execute(conn).await?;
+    Ok(())
+}
+
 pub async fn count_partitions(conn: &mut AnyConnection, tbl_id: i64) -> Result<i64, StoreError> {
     Ok(sqlx::query_scalar("SELECT COUNT(*) FROM partitions WHERE tbl_id = ?").bind(tbl_id).fetch_one(conn).await?)
 }
@@ -404,11 +428,7 @@ pub async fn delete_column_stats(conn: &mut AnyConnection, tbl_id: i64, part_id:
 
 pub async fn function_by_name(conn: &mut AnyConnection, db_id: i64, name: &str) -> Result<Option<FunctionRow>, StoreError> {
     let row = sqlx::query("SELECT func_id, db_id, name, created_at, object FROM functions WHERE db_id = ? AND name = ?").bind(db_id).bind(name).fetch_optional(conn).await?;
-    row.map(|r| -> Result<FunctionRow, sqlx::Error> {
-        Ok(FunctionRow { func_id: r.try_get("func_id")?, db_id: r.try_get("db_id")?, name: r.try_get("name")?, created_at: r.try_get("created_at")?, object: r.try_get("object")? })
-    })
-    .transpose()
-    .map_err(Into::into)
+    Ok(row.as_ref().map(function_row).transpose()?)
 }
 
 /// Every function, optionally of one database, as `(db_id, name, blob)`.
@@ -418,7 +438,7 @@ pub async fn functions(conn: &mut AnyConnection, db_id: Option<i64>) -> Result<V
         None => sqlx::query("SELECT func_id, db_id, name, created_at, object FROM functions ORDER BY db_id, name").fetch_all(conn).await?,
     };
     rows.iter()
-        .map(|r| Ok(FunctionRow { func_id: r.try_get("func_id")?, db_id: r.try_get("db_id")?, name: r.try_get("name")?, created_at: r.try_get("created_at")?, object: r.try_get("object")? }))
+        .map(function_row)
         .collect::<Result<_, sqlx::Error>>()
         .map_err(Into::into)
 }

@@ -6,6 +6,7 @@
 //!   handler traits have a default body for every method, answering
 //!   TApplicationException UNKNOWN_METHOD, so an implementation writes only
 //!   the calls it serves.
+//! - [`client::connect`]: a blocking client (tests, tools, benchmarks).
 //! - [`serve`]: one thread per connection, framed or unframed transport and
 //!   binary or compact protocol detected per connection, each request read
 //!   completely (within [`ServerOptions`] limits) before dispatch.
@@ -54,6 +55,7 @@ pub mod fb303;
 #[allow(missing_docs)]
 pub mod hive_metastore;
 
+pub mod client;
 mod server;
 mod wire;
 
