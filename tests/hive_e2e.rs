@@ -241,3 +241,141 @@ async fn hive_table_lands_exactly_once_through_sigkills_and_spark_reads_it() {
     let parts: Vec<&str> = got["describe"]["partition_columns"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
     assert_eq!(parts, ["dt", "hour"], "{got}");
 }
+
+/// (Kafka partition, offset) pairs of the table as the catalog places it:
+/// every partition's files at its current location.
+async fn catalog_pairs(catalog: &Catalog, table: &str) -> HashMap<(i32, i64), u32> {
+    let mut pairs = HashMap::new();
+    for p in catalog.list_partitions("e2e", table, -1).await.unwrap() {
+        let loc = p.sd.unwrap().location.unwrap();
+        let dir = PathBuf::from(loc.strip_prefix("file:").unwrap());
+        let mut files = Vec::new();
+        visible_files(&dir, &mut files);
+        for (k, v) in visible_pairs_of(&files) {
+            *pairs.entry(k).or_insert(0) += v;
+        }
+    }
+    pairs
+}
+
+fn visible_pairs_of(files: &[PathBuf]) -> HashMap<(i32, i64), u32> {
+    let mut pairs = HashMap::new();
+    for path in files {
+        let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(path).unwrap()).unwrap().build().unwrap();
+        for rb in reader {
+            let rb = rb.unwrap();
+            let p = rb.column_by_name("_kafka_partition").unwrap().as_primitive::<Int32Type>().clone();
+            let o = rb.column_by_name("_kafka_offset").unwrap().as_primitive::<Int64Type>().clone();
+            for i in 0..rb.num_rows() {
+                *pairs.entry((p.value(i), o.value(i))).or_insert(0) += 1;
+            }
+        }
+    }
+    pairs
+}
+
+fn parquet_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map(|d| d.flatten().filter(|e| e.file_name().to_string_lossy().ends_with(".parquet")).count()).unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_moves_closed_partitions_while_spark_counts() {
+    let w = Workdir::new();
+    let topic = unique("t");
+    let table = unique("hivec");
+    create_topic(&topic, 2).await;
+    let config = hive_config(&w, &topic, &table).replace("max_rows: 700", "max_rows: 300")
+        + &format!("compaction:\n  tables:\n    - pipeline: {table}\n      min_files_per_bin: 2\n      hive_grace_period_secs: 4\n");
+    let cfg = w.write_config(&config);
+    let n: u64 = 9_000;
+    produce(&topic, 2, &events(0, n));
+    ingest_until_caught_up(&cfg);
+
+    let table_dir = w.warehouse().join("e2e.db").join(&table);
+    let url = format!("sqlite://{}/catalog.db", w.path().display());
+    let catalog = Catalog::new(Store::connect(&url).await.unwrap(), w.warehouse().to_str().unwrap());
+    let mut per_partition: BTreeMap<(String, String), u64> = BTreeMap::new();
+    for i in 0..n {
+        *per_partition.entry(partition_of(i)).or_default() += 1;
+    }
+    let newest = partition_of(n - 1);
+    let closed: Vec<(String, String)> = per_partition.keys().filter(|k| **k != newest).cloned().collect();
+    assert!(closed.len() >= 2, "{per_partition:?}");
+    let dir_of = |(dt, hour): &(String, String)| table_dir.join(format!("dt={dt}")).join(format!("hour={hour}"));
+    let before: Vec<usize> = closed.iter().map(|k| parquet_files(&dir_of(k))).collect();
+    assert!(before.iter().all(|n| *n >= 3), "small files to compact: {before:?}");
+    let open_files = parquet_files(&dir_of(&newest));
+
+    // Spark counts in a loop, each time a new query, while compaction runs.
+    let metastore = inlet_config::parse(
+        "metastore.yaml",
+        &format!("storage:\n  warehouse: {}\ncatalog:\n  database_url: \"{url}\"\nmetastore:\n  thrift_listen: 127.0.0.1:0\n  http_listen: 127.0.0.1:0\n", w.warehouse().display()),
+        &|_| None,
+    )
+    .unwrap();
+    let running = inlet_metastore::server::start(&metastore).await.expect("metastore starts");
+    let uri = format!("thrift://{}", running.thrift_addr);
+    let stop = w.path().join("stop-counting");
+    let python = std::env::var("INLET_TEST_PYSPARK_PYTHON").expect("INLET_TEST_PYSPARK_PYTHON is not set: run the tests through scripts/test.sh");
+    let spark = std::process::Command::new(python)
+        .arg(repo_root().join("tests/support/spark_hive.py"))
+        .args(["count-loop", "e2e", &table, stop.to_str().unwrap(), "--uri", &uri])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = stop.with_extension("started");
+    let spark = tokio::task::spawn_blocking(move || spark.wait_with_output().unwrap());
+    assert!(tokio::task::spawn_blocking(move || wait_for(Duration::from_secs(180), || started.exists())).await.unwrap(), "Spark never counted");
+
+    let compact = |args: &[&str]| {
+        let mut all = vec!["compact", "--config", cfg.to_str().unwrap(), "--table", &table];
+        all.extend_from_slice(args);
+        let out = run_inlet(&all);
+        assert!(out.status.success(), "inlet compact failed: {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
+    };
+    let plan = compact(&["--dry-run"]);
+    assert!(plan.contains("bin"), "the dry run shows the plan: {plan}");
+    assert!(plan.contains(&format!("hour={}", newest.1)) && plan.contains("not closed"), "the open partition is skipped: {plan}");
+    compact(&[]);
+    let again = compact(&["--dry-run"]);
+    assert!(again.contains("0 bin(s)"), "a second run has nothing to do: {again}");
+    std::thread::sleep(Duration::from_secs(2));
+    std::fs::write(&stop, b"").unwrap();
+    let out = spark.await.unwrap();
+    running.stop().await;
+    assert!(out.status.success(), "Spark count loop failed: {}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let counts: serde_json::Value = serde_json::from_str(text.trim().lines().last().unwrap()).unwrap();
+    let counts = counts["counts"].as_array().unwrap();
+    assert!(counts.len() >= 2, "{counts:?}");
+    assert!(counts.iter().all(|c| c == n), "every query answers {n}: {counts:?}");
+
+    // The closed partitions moved to one compacted file each; the open one
+    // was not touched; nothing lost or doubled.
+    for k in &closed {
+        let p = catalog.get_partition("e2e", &table, &[k.0.clone(), k.1.clone()]).await.unwrap();
+        let loc = p.sd.as_ref().unwrap().location.clone().unwrap();
+        assert!(loc.contains("/.compacted/"), "{k:?} moved: {loc}");
+        let new_dir = PathBuf::from(loc.strip_prefix("file:").unwrap());
+        assert_eq!(parquet_files(&new_dir), 1, "{k:?} compacted into one file");
+        assert!(new_dir.join("_SUCCESS").exists());
+        assert_eq!(p.parameters.as_ref().unwrap()["numFiles"], "1");
+    }
+    let p = catalog.get_partition("e2e", &table, &[newest.0.clone(), newest.1.clone()]).await.unwrap();
+    assert!(!p.sd.unwrap().location.unwrap().contains(".compacted"), "the open partition stays");
+    assert_eq!(parquet_files(&dir_of(&newest)), open_files);
+    let pairs = catalog_pairs(&catalog, &table).await;
+    assert_eq!(pairs.len() as u64, n);
+    assert!(pairs.values().all(|c| *c == 1), "duplicates after compaction");
+
+    // Old files stay for the grace period, then go.
+    assert!(before.iter().zip(&closed).all(|(b, k)| parquet_files(&dir_of(k)) == *b), "old files deleted before the grace period");
+    std::thread::sleep(Duration::from_secs(5));
+    compact(&[]);
+    for k in &closed {
+        assert_eq!(parquet_files(&dir_of(k)), 0, "{k:?}: replaced files deleted after the grace period");
+    }
+    assert_eq!(catalog_pairs(&catalog, &table).await.len() as u64, n);
+}

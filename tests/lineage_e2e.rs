@@ -68,12 +68,19 @@ fn free_port() -> u16 {
 }
 
 fn http_get(port: u16, path: &str) -> Option<String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").ok()?;
-    let mut body = String::new();
-    s.read_to_string(&mut body).ok()?;
-    Some(body)
+    // Two cores shared by a whole test suite: a busy process may answer
+    // late, so a slow answer is retried before it counts as none.
+    (0..3).find_map(|attempt| {
+        if attempt > 0 {
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+        write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").ok()?;
+        let mut body = Vec::new();
+        s.read_to_end(&mut body).ok()?;
+        Some(String::from_utf8_lossy(&body).into_owned())
+    })
 }
 
 /// A sample of a metric (exact label set) from the ingest endpoint.
@@ -193,7 +200,7 @@ compaction:
     assert!(wait_for(Duration::from_secs(15), || receiver.alerts().iter().any(|a| a["status"] == "resolved")), "alert never resolved: {:?}", receiver.alerts());
     resumed.join().unwrap();
     // Latency histograms per stage, with units in their names.
-    let m = http_get(metrics_port, "/metrics").unwrap();
+    let m = http_get(metrics_port, "/metrics").expect("the ingest metrics endpoint answers");
     for stage in ["event_to_kafka", "kafka_to_commit", "event_to_commit", "commit_to_catalog", "event_to_catalog"] {
         let count = format!("inlet_lineage_latency_seconds_count{{stage=\"{stage}\",table=\"{label}\"}}");
         assert!(m.lines().any(|l| l.starts_with(&count) && !l.ends_with(" 0")), "no {count} in\n{m}");

@@ -39,6 +39,12 @@ Modes:
       (partitions fetched from the metastore), "describe": DESCRIBE TABLE
       EXTENDED}.
 
+  spark_hive.py count-loop DB TABLE STOPFILE [--uri URI]
+      Counts the table's rows again and again, each time as a new query
+      (REFRESH TABLE first, so partition locations are read from the
+      metastore again), until STOPFILE exists; touches STOPFILE.started
+      after the first count. {"counts": [...]}.
+
   spark_hive.py count DB TABLE [FILTER] [--uri URI]
       {"database", "table", "filter", "count"}: SELECT count(*) FROM DB.TABLE
       [WHERE FILTER].
@@ -487,12 +493,30 @@ def hive_check(spark, db, table, filt):
     }
 
 
+def count_loop(spark, db, table, stopfile):
+    global STEP
+    name = f"`{db}`.`{table}`"
+    counts = []
+    started = time.monotonic()
+    while True:
+        STEP = f"count {len(counts)}"
+        spark.sql(f"REFRESH TABLE {name}")
+        counts.append(spark.sql(f"SELECT count(*) AS n FROM {name}").collect()[0]["n"])
+        if len(counts) == 1:
+            open(stopfile + ".started", "w").close()
+        if os.path.exists(stopfile) and len(counts) >= 2:
+            break
+        if time.monotonic() - started > 600:
+            fail(f"{stopfile} never appeared")
+    return {"counts": counts}
+
+
 # ---------------------------------------------------------------- main
 
 def main():
     global STEP
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("mode", choices=["scenario", "describe-delta", "count", "hive-check"])
+    ap.add_argument("mode", choices=["scenario", "describe-delta", "count", "hive-check", "count-loop"])
     ap.add_argument("args", nargs="*", help="describe-delta: DB TABLE; count: DB TABLE [FILTER]")
     ap.add_argument("--uri", default=os.environ.get("INLET_SPARK_HMS_URI") or os.environ.get("INLET_TEST_HMS_REFERENCE"))
     ap.add_argument("--db", help="scenario: a database name not in use (e.g. unique per test)")
@@ -504,6 +528,8 @@ def main():
         ap.error("scenario takes --db DB and no positional arguments")
     if a.mode == "describe-delta" and len(a.args) != 2:
         ap.error("describe-delta takes DB TABLE")
+    if a.mode == "count-loop" and len(a.args) != 3:
+        ap.error("count-loop takes DB TABLE STOPFILE")
     if a.mode == "hive-check" and len(a.args) != 3:
         ap.error("hive-check takes DB TABLE FILTER")
     if a.mode == "count" and len(a.args) not in (2, 3):
@@ -528,6 +554,8 @@ def main():
         if a.mode == "scenario":
             out = scenario(spark, a.db, warehouse)
             out["timings_ms"]["spark_startup"] = startup_ms
+        elif a.mode == "count-loop":
+            out = count_loop(spark, *a.args)
         elif a.mode == "hive-check":
             out = hive_check(spark, *a.args)
         elif a.mode == "describe-delta":
