@@ -177,6 +177,25 @@ pipelines:
     }
 
     #[test]
+    fn hive_format_needs_a_catalog_and_partition_commit_needs_event_time() {
+        let text = "storage: {warehouse: /x}\nkafka: {brokers: b:1}\npipelines:\n  - name: p\n    source: {topics: [t]}\n    table:\n      name: t\n      format: hive\n      hive:\n        staging_retention_secs: 5\n        partition_commit: {delay_secs: 60, late_events: dead_letter}\n";
+        let errs = parse("c.yaml", text, &env).unwrap_err();
+        let shown = errs.to_string();
+        assert_eq!(errs.errors.len(), 3, "{shown}");
+        assert!(shown.contains("c.yaml:8:15: pipelines[0].table.format: `format: hive` records its commits in the catalog database"), "{shown}");
+        assert!(shown.contains("c.yaml:10:33: pipelines[0].table.hive.staging_retention_secs: must be at least 60"), "{shown}");
+        assert!(shown.contains("pipelines[0].table.hive.partition_commit: partition commit closes event-time partitions: configure `event_time`"), "{shown}");
+        let good = text.replace("staging_retention_secs: 5", "staging_retention_secs: 600").replace("      format: hive\n", "      format: hive\n      event_time: {field: ts, partitions: [{column: dt, format: '%Y-%m-%d'}]}\n")
+            + "catalog: {database_url: 'sqlite:///tmp/c.db'}\n";
+        let c = parse("c.yaml", &good, &env).unwrap();
+        assert_eq!(c.pipelines[0].table.format, TableFormat::Hive);
+        assert_eq!(c.pipelines[0].table.hive.partition_commit.as_ref().unwrap().late_events, LateEvents::DeadLetter);
+        let typo = good.replace("format: hive", "format: orc");
+        let errs = parse("c.yaml", &typo, &env).unwrap_err().to_string();
+        assert!(errs.contains("pipelines[0].table.format") && errs.contains("orc"), "{errs}");
+    }
+
+    #[test]
     fn lineage_section_loads_and_its_errors_are_located() {
         let text = "storage: {warehouse: /x}\nkafka: {brokers: b:1}\npipelines:\n  - name: p\n    source: {topics: [t]}\n    table: {name: t}\n    alerts: {max_freshness_secs: 60, max_consumer_lag_messages: 1000}\nlineage:\n  running_every: 30s\n  transports:\n    - type: http\n      url: http://marquez:5000/api/v1/lineage\n      token: abc\n    - type: file\n      path: /tmp/l.jsonl\n  alerts: {webhook_url: 'https://hooks.example.com/x'}\n";
         let c = parse("c.yaml", text, &env).unwrap();
