@@ -27,6 +27,10 @@ fn micros(rfc3339: &str) -> i64 {
 async fn sink(dir: &std::path::Path, late: LateEvents) -> HiveSink {
     let storage = StorageConfig { warehouse: dir.join("wh").display().to_string(), s3: None, options: Default::default() };
     let location = Location::parse(&dir.join("wh/db.db/t").display().to_string(), &storage).unwrap();
+    sink_at(dir, location, late).await
+}
+
+async fn sink_at(dir: &std::path::Path, location: Location, late: LateEvents) -> HiveSink {
     let et = EventTimeConfig {
         field: "ts".into(),
         encoding: TimeEncoding::Auto,
@@ -37,7 +41,7 @@ async fn sink(dir: &std::path::Path, late: LateEvents) -> HiveSink {
     HiveSink::open(HiveTarget {
         database: "db".into(),
         table: "t".into(),
-        engine_location: format!("file:{}", location.display),
+        engine_location: if location.display.starts_with('/') { format!("file:{}", location.display) } else { location.display.clone() },
         location,
         catalog: CatalogConfig { database_url: format!("sqlite://{}/catalog.db", dir.display()), migrate_on_start: true },
         warehouse: format!("file:{}", dir.join("wh").display()),
@@ -98,4 +102,40 @@ async fn commits_are_fenced_partitions_close_once_and_late_rows_are_refused() {
     w.write(Some(batch(10..11, "2024-01-01")), &[("a".into(), 10)], &expect(&[("a", Some(9))])).await.unwrap();
     let again = w.close_partitions(micros("2024-01-02T00:00:00Z")).await.unwrap();
     assert_eq!(again.iter().map(|c| (c.name.as_str(), c.rows, c.recommit)).collect::<Vec<_>>(), [("dt=2024-01-01", 6, true)]);
+}
+
+/// The same protocol on an S3 server, where a rename is a copy and a delete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishes_by_copy_on_s3() {
+    use futures::TryStreamExt;
+    use object_store::ObjectStoreExt;
+    let endpoint = std::env::var("INLET_TEST_S3_ENDPOINT").expect("INLET_TEST_S3_ENDPOINT is not set: run the tests through scripts/test.sh");
+    let bucket = format!("hive-{}", uuid::Uuid::new_v4().simple());
+    let script = "import sys, boto3; boto3.client('s3', endpoint_url=sys.argv[1], aws_access_key_id='testing', aws_secret_access_key='testing', region_name='us-east-1').create_bucket(Bucket=sys.argv[2])";
+    let python = std::env::var("INLET_PYTHON").unwrap_or_else(|_| "python3".into());
+    let out = std::process::Command::new(python).args(["-c", script, &endpoint, &bucket]).output().unwrap();
+    assert!(out.status.success(), "create bucket: {}", String::from_utf8_lossy(&out.stderr));
+    let storage = StorageConfig {
+        warehouse: format!("s3://{bucket}/wh"),
+        s3: Some(inlet_config::S3Config { endpoint: Some(endpoint), access_key_id: Some("testing".into()), secret_access_key: Some("testing".into()), path_style: true, ..Default::default() }),
+        options: Default::default(),
+    };
+    let location = Location::parse(&format!("s3://{bucket}/wh/db.db/t"), &storage).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = sink_at(dir.path(), location.clone(), LateEvents::Write).await;
+    s.create(batch(0..0, "").schema(), vec!["dt".into()]).await.unwrap();
+    s.progress(&["a".into()]).await.unwrap();
+    let day1 = batch(0..5, "2024-01-01");
+    let day2 = batch(5..10, "2024-01-02");
+    let both = deltalake::arrow::compute::concat_batches(&day1.schema(), [&day1, &day2]).unwrap();
+    s.write(Some(both), &[("a".into(), 9)], &expect(&[("a", None)])).await.unwrap();
+    assert_eq!(s.close_partitions(micros("2024-01-02T00:00:00Z")).await.unwrap().len(), 1);
+
+    let store = deltalake::DeltaTableBuilder::from_url(location.url.clone()).unwrap().with_storage_options(location.options.clone()).build_storage().unwrap().object_store(None);
+    let keys: Vec<String> = store.list(None).map_ok(|m| m.location.to_string()).try_collect().await.unwrap();
+    assert!(keys.iter().all(|k| !k.starts_with(".inlet-staging")), "staged objects left after publishing: {keys:?}");
+    assert_eq!(keys.iter().filter(|k| k.ends_with(".parquet")).count(), 2, "{keys:?}");
+    assert!(keys.iter().any(|k| k.starts_with("dt=2024-01-01/part-")), "{keys:?}");
+    assert!(keys.contains(&"dt=2024-01-01/_SUCCESS".to_string()), "{keys:?}");
+    assert!(store.head(&"dt=2024-01-02/_SUCCESS".into()).await.is_err());
 }
