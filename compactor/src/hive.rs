@@ -15,7 +15,6 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
-use chrono::Utc;
 use deltalake::arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef, TimeUnit};
 use futures::TryStreamExt;
 use inlet_metastore::catalog::Relocation;
@@ -313,60 +312,24 @@ fn totals_seq(totals: &[PartitionTotals]) -> i64 {
 
 /// Runs a compaction of a Hive table.
 pub(crate) async fn execute(c: Compaction, h: &HiveTable) -> Result<Report, CompactError> {
-    let started = Utc::now();
     let clock = Instant::now();
-    let run_id = uuid::Uuid::new_v4().to_string();
-    let mut record = CompactionRun {
-        run_id: run_id.clone(),
-        table: c.policy.location.display.clone(),
-        started,
-        finished: started,
-        files_in: 0,
-        bytes_in: 0,
-        files_out: 0,
-        bytes_out: 0,
-        versions: Vec::new(),
-        outcome: Outcome::Succeeded,
-        message: None,
-    };
+    let mut record = c.new_record();
+    let run_id = record.run_id.clone();
     let run = HiveRun::open(&c, h).await?;
     if c.dry_run {
         let (plan, _) = run.plan(&c).await?;
         return Ok(Report { run: record, plan: Some(plan), failures: Vec::new(), vacuum: None, checkpoint: None });
     }
-    let lease = c.policy.lease_name();
-    if !c.ledger.try_acquire_lease(&lease, &c.owner, c.lease_ttl).await? {
-        info!(lease, "another compactor holds the table's lease; skipping");
-        record.outcome = Outcome::Skipped;
-        record.message = Some("another compactor holds the table's lease".into());
-        record.finished = Utc::now();
-        c.ledger.record_run(&record).await?;
-        METRICS.runs.with_label_values(&[&c.policy.name, record.outcome.as_str()]).inc();
-        return Ok(Report { run: record, plan: None, failures: Vec::new(), vacuum: None, checkpoint: None });
+    if !c.take_lease().await? {
+        return c.skipped(record).await;
     }
     let result = compact(&c, &run, &run_id, &mut record).instrument(tracing::info_span!("compaction_run", table = %c.policy.name, format = "hive")).await;
-    let _ = c.ledger.release_lease(&lease, &c.owner).await;
+    let _ = c.ledger.release_lease(&c.policy.lease_name(), &c.owner).await;
     let (plan, failures) = match result {
         Ok(x) => x,
-        Err(e) => {
-            record.outcome = if record.files_out == 0 { Outcome::Failed } else { Outcome::Partial };
-            record.message = Some(e.to_string());
-            record.finished = Utc::now();
-            let _ = c.ledger.record_run(&record).await;
-            METRICS.runs.with_label_values(&[&c.policy.name, record.outcome.as_str()]).inc();
-            return Err(e);
-        }
+        Err(e) => return Err(c.failed(record, e).await),
     };
-    record.finished = Utc::now();
-    let name = &c.policy.name;
-    METRICS.runs.with_label_values(&[name, record.outcome.as_str()]).inc();
-    METRICS.run_seconds.with_label_values(&[name]).observe(clock.elapsed().as_secs_f64());
-    METRICS.last_run_timestamp_seconds.with_label_values(&[name]).set(Utc::now().timestamp_millis() as f64 / 1000.0);
-    if record.outcome == Outcome::Succeeded {
-        METRICS.last_success_timestamp_seconds.with_label_values(&[name]).set(Utc::now().timestamp_millis() as f64 / 1000.0);
-    }
-    c.ledger.record_run(&record).await?;
-    info!(outcome = record.outcome.as_str(), files_in = record.files_in, files_out = record.files_out, ms = clock.elapsed().as_millis() as u64, "compaction run finished");
+    c.finished(&mut record, clock).await?;
     Ok(Report { run: record, plan: Some(plan), failures, vacuum: None, checkpoint: None })
 }
 

@@ -189,7 +189,22 @@ fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, Strin
     RecordBatch::try_new_with_options(schema.clone(), cols, &opts).map_err(|e| e.to_string())
 }
 
-fn writer_properties(row_group_rows: usize, row_group_bytes: usize, plain_columns: &[ColumnPath]) -> WriterProperties {
+/// What the inputs say about how each column should be written.
+#[derive(Debug, Default)]
+struct ColumnHints {
+    /// Not worth a dictionary (see [`high_cardinality_columns`]).
+    plain: Vec<ColumnPath>,
+    /// Not worth compressing (see [`incompressible_columns`]).
+    uncompressed: Vec<ColumnPath>,
+}
+
+impl ColumnHints {
+    fn from_metadata(metadata: &ParquetMetaData) -> Self {
+        Self { plain: high_cardinality_columns(metadata), uncompressed: incompressible_columns(metadata) }
+    }
+}
+
+fn writer_properties(row_group_rows: usize, row_group_bytes: usize, hints: &ColumnHints) -> WriterProperties {
     let mut b = WriterProperties::builder()
         // The codec inlet's ingest writes with; fast to encode and decode.
         .set_compression(Compression::SNAPPY)
@@ -197,10 +212,29 @@ fn writer_properties(row_group_rows: usize, row_group_bytes: usize, plain_column
         .set_max_row_group_row_count(Some(row_group_rows))
         .set_max_row_group_bytes(Some(row_group_bytes))
         .set_created_by(format!("inlet-compactor {}", env!("CARGO_PKG_VERSION")));
-    for c in plain_columns {
+    for c in &hints.plain {
         b = b.set_column_dictionary_enabled(c.clone(), false);
     }
+    for c in &hints.uncompressed {
+        b = b.set_column_compression(c.clone(), Compression::UNCOMPRESSED);
+    }
     b.build()
+}
+
+/// Columns the input's codec could barely shrink (by less than a tenth:
+/// random ids, hashes, already compressed payloads): compressing them again
+/// costs CPU (snappy was a fifth of a rewrite's time in profiles) for a few
+/// percent of their size.
+fn incompressible_columns(metadata: &ParquetMetaData) -> Vec<ColumnPath> {
+    let Some(rg) = metadata.row_groups().iter().max_by_key(|rg| rg.num_rows()) else { return Vec::new() };
+    if rg.num_rows() < 1_000 {
+        return Vec::new();
+    }
+    rg.columns()
+        .iter()
+        .filter(|c| c.compression() != Compression::UNCOMPRESSED && c.uncompressed_size() > 64 * 1024 && c.compressed_size() as f64 >= 0.9 * c.uncompressed_size() as f64)
+        .map(|c| c.column_path().clone())
+        .collect()
 }
 
 /// Columns not worth dictionary-encoding: those whose dictionary page
@@ -284,11 +318,11 @@ pub async fn rewrite_bin(store: Arc<dyn ObjectStore>, bin: Bin, options: &Rewrit
     let first = &bin.files[0];
     #[allow(deprecated)]
     let reader = ParquetObjectReader::new(store.clone(), store_path(&first.path)).with_file_size(first.size);
-    let plain = match ParquetRecordBatchStreamBuilder::new(reader).await {
-        Ok(b) => high_cardinality_columns(b.metadata()),
+    let hints = match ParquetRecordBatchStreamBuilder::new(reader).await {
+        Ok(b) => ColumnHints::from_metadata(b.metadata()),
         Err(e) => return Err(fail(Some(&first.path), e.to_string())),
     };
-    let writer = AsyncArrowWriter::try_new(upload, options.file_schema.clone(), Some(writer_properties(1024 * 1024, flush_at, &plain)))
+    let writer = AsyncArrowWriter::try_new(upload, options.file_schema.clone(), Some(writer_properties(1024 * 1024, flush_at, &hints)))
         .map_err(|e| fail(None, format!("opening output {relative}: {e}")))?;
     let mut out = Output { writer, rows: 0, flush_at };
 

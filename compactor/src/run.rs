@@ -118,22 +118,9 @@ impl Compaction {
         if let Some(h) = self.policy.hive.clone() {
             return crate::hive::execute(self, &h).await;
         }
-        let started = Utc::now();
         let clock = Instant::now();
-        let run_id = uuid::Uuid::new_v4().to_string();
-        let mut record = CompactionRun {
-            run_id: run_id.clone(),
-            table: self.policy.location.display.clone(),
-            started,
-            finished: started,
-            files_in: 0,
-            bytes_in: 0,
-            files_out: 0,
-            bytes_out: 0,
-            versions: Vec::new(),
-            outcome: Outcome::Succeeded,
-            message: None,
-        };
+        let mut record = self.new_record();
+        let run_id = record.run_id.clone();
         let safe = inlet_config::SAFE_VACUUM_RETENTION_HOURS;
         if self.vacuum && self.policy.vacuum.retention_hours < safe && !self.policy.vacuum.force {
             return Err(CompactError::UnsafeRetention { hours: self.policy.vacuum.retention_hours, minimum: safe });
@@ -145,29 +132,65 @@ impl Compaction {
             return Ok(Report { run: record, plan: Some(plan), failures: Vec::new(), vacuum: None, checkpoint: None });
         }
 
-        let lease = self.policy.lease_name();
-        if !self.ledger.try_acquire_lease(&lease, &self.owner, self.lease_ttl).await? {
-            info!(lease, "another compactor holds the table's lease; skipping");
-            record.outcome = Outcome::Skipped;
-            record.message = Some("another compactor holds the table's lease".into());
-            record.finished = Utc::now();
-            self.ledger.record_run(&record).await?;
-            METRICS.runs.with_label_values(&[&self.policy.name, record.outcome.as_str()]).inc();
-            return Ok(Report { run: record, plan: None, failures: Vec::new(), vacuum: None, checkpoint: None });
+        if !self.take_lease().await? {
+            return self.skipped(record).await;
         }
         let result = self.compact(&mut table, &run_id, &mut record).await;
-        let _ = self.ledger.release_lease(&lease, &self.owner).await;
+        let _ = self.ledger.release_lease(&self.policy.lease_name(), &self.owner).await;
         let (plan, failures, vacuum, checkpoint) = match result {
             Ok(parts) => parts,
-            Err(e) => {
-                record.outcome = if record.versions.is_empty() { Outcome::Failed } else { Outcome::Partial };
-                record.message = Some(e.to_string());
-                record.finished = Utc::now();
-                let _ = self.ledger.record_run(&record).await;
-                METRICS.runs.with_label_values(&[&self.policy.name, record.outcome.as_str()]).inc();
-                return Err(e);
-            }
+            Err(e) => return Err(self.failed(record, e).await),
         };
+        self.finished(&mut record, clock).await?;
+        Ok(Report { run: record, plan: Some(plan), failures, vacuum, checkpoint })
+    }
+
+    /// The record of a run starting now.
+    pub(crate) fn new_record(&self) -> CompactionRun {
+        let started = Utc::now();
+        CompactionRun {
+            run_id: uuid::Uuid::new_v4().to_string(),
+            table: self.policy.location.display.clone(),
+            started,
+            finished: started,
+            files_in: 0,
+            bytes_in: 0,
+            files_out: 0,
+            bytes_out: 0,
+            versions: Vec::new(),
+            outcome: Outcome::Succeeded,
+            message: None,
+        }
+    }
+
+    /// Takes the table's lease; false when another compactor holds it.
+    pub(crate) async fn take_lease(&self) -> Result<bool, CompactError> {
+        Ok(self.ledger.try_acquire_lease(&self.policy.lease_name(), &self.owner, self.lease_ttl).await?)
+    }
+
+    /// Records a run that did not start because the lease was taken.
+    pub(crate) async fn skipped(&self, mut record: CompactionRun) -> Result<Report, CompactError> {
+        info!(lease = %self.policy.lease_name(), "another compactor holds the table's lease; skipping");
+        record.outcome = Outcome::Skipped;
+        record.message = Some("another compactor holds the table's lease".into());
+        record.finished = Utc::now();
+        self.ledger.record_run(&record).await?;
+        METRICS.runs.with_label_values(&[&self.policy.name, record.outcome.as_str()]).inc();
+        Ok(Report { run: record, plan: None, failures: Vec::new(), vacuum: None, checkpoint: None })
+    }
+
+    /// Records a run that stopped on an error; returns the error.
+    pub(crate) async fn failed(&self, mut record: CompactionRun, e: CompactError) -> CompactError {
+        record.outcome = if record.versions.is_empty() && record.files_out == 0 { Outcome::Failed } else { Outcome::Partial };
+        record.message = Some(e.to_string());
+        record.finished = Utc::now();
+        let _ = self.ledger.record_run(&record).await;
+        METRICS.runs.with_label_values(&[&self.policy.name, record.outcome.as_str()]).inc();
+        e
+    }
+
+    /// Records a run that ran to its end, with its metrics.
+    pub(crate) async fn finished(&self, record: &mut CompactionRun, clock: Instant) -> Result<(), CompactError> {
         record.finished = Utc::now();
         let name = &self.policy.name;
         METRICS.runs.with_label_values(&[name, record.outcome.as_str()]).inc();
@@ -176,9 +199,9 @@ impl Compaction {
         if record.outcome == Outcome::Succeeded {
             METRICS.last_success_timestamp_seconds.with_label_values(&[name]).set(Utc::now().timestamp_millis() as f64 / 1000.0);
         }
-        self.ledger.record_run(&record).await?;
+        self.ledger.record_run(record).await?;
         info!(outcome = record.outcome.as_str(), files_in = record.files_in, files_out = record.files_out, bytes_in = record.bytes_in, bytes_out = record.bytes_out, ms = clock.elapsed().as_millis() as u64, "compaction run finished");
-        Ok(Report { run: record, plan: Some(plan), failures, vacuum, checkpoint })
+        Ok(())
     }
 
     /// A `sort_by` column the table lacks (a typo, a dropped column) is an

@@ -133,15 +133,43 @@ pub fn run_inlet(args: &[&str]) -> Output {
     Command::new(inlet_bin()).args(args).env("INLET_LOG", "info").output().expect("run inlet")
 }
 
-pub fn spawn_inlet(args: &[&str], log: &Path) -> Child {
+/// A running `inlet` process, killed when dropped: a test that fails half
+/// way leaves no process behind to load the machine for the tests after it.
+pub struct Spawned(Child);
+
+impl std::ops::Deref for Spawned {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Spawned {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+pub fn spawn_inlet(args: &[&str], log: &Path) -> Spawned {
     let f = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("log file");
-    Command::new(inlet_bin())
-        .args(args)
-        .env("INLET_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(f)
-        .spawn()
-        .expect("spawn inlet")
+    Spawned(
+        Command::new(inlet_bin())
+            .args(args)
+            .env("INLET_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(f)
+            .spawn()
+            .expect("spawn inlet"),
+    )
 }
 
 pub fn ingest_until_caught_up(config: &Path) -> Output {
