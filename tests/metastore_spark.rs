@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -83,7 +83,7 @@ impl Drop for MysqlDb {
 
 /// `inlet metastore serve` as a child process.
 struct Served {
-    child: Option<Child>,
+    child: Option<Spawned>,
     thrift: SocketAddr,
     http: SocketAddr,
     log: PathBuf,
