@@ -31,7 +31,7 @@ use tracing::{info, instrument, warn, Instrument};
 use crate::ledger::{CompactionRun, Outcome, TableStats};
 use crate::metrics::METRICS;
 use crate::plan::{self, Bin, InputFile, PartitionKey, Plan};
-use crate::policy::HiveTable;
+use crate::policy::{HiveTable, Policy};
 use crate::rewrite::{self, BinFailure, RewriteOptions, Rewritten};
 use crate::run::{Compaction, Progress, Report};
 use crate::CompactError;
@@ -65,13 +65,17 @@ pub struct HiveRun {
 
 impl HiveRun {
     pub async fn open(c: &Compaction, h: &HiveTable) -> Result<HiveRun, CompactError> {
-        let name = c.policy.name.clone();
+        Self::open_policy(&c.policy, h).await
+    }
+
+    async fn open_policy(policy: &Policy, h: &HiveTable) -> Result<HiveRun, CompactError> {
+        let name = policy.name.clone();
         let store = Store::connect(&h.catalog.database_url).await.map_err(|e| policy_err(&name, format!("catalog database: {e}")))?;
         if h.catalog.migrate_on_start {
             store.migrate().await.map_err(|e| policy_err(&name, format!("catalog database: {e}")))?;
         }
         let catalog = Catalog::new(store, &h.warehouse);
-        let location = &c.policy.location;
+        let location = &policy.location;
         let object_store = deltalake::DeltaTableBuilder::from_url(location.url.clone())
             .and_then(|b| b.with_storage_options(location.options.clone()).build_storage())
             .map_err(|e| policy_err(&name, format!("storage: {e}")))?
@@ -305,6 +309,43 @@ impl HiveRun {
     }
 }
 
+/// Which health trigger holds for a Hive table, if any. Judged from the
+/// commit log's per-partition totals (no listing): a closed partition whose
+/// files average below `small_file_bytes` counts all its files as small.
+/// Partitions not closed never count: they are not compacted.
+pub async fn triggered(policy: &Policy, h: &HiveTable) -> Result<Option<String>, CompactError> {
+    if policy.trigger_small_files_per_partition.is_none() && policy.trigger_small_files_total.is_none() {
+        return Ok(None);
+    }
+    let run = HiveRun::open_policy(policy, h).await?;
+    let totals = {
+        let mut conn = run.catalog.store().reader().await.map_err(|e| policy_err(&run.name, e))?;
+        log::partitions(&mut conn, &run.key).await.map_err(|e| policy_err(&run.name, e))?
+    };
+    Ok(trigger_from_totals(policy, &totals))
+}
+
+fn trigger_from_totals(policy: &Policy, totals: &[PartitionTotals]) -> Option<String> {
+    let mut total = 0u64;
+    for t in totals {
+        let closed = t.closed_seq.is_some_and(|s| s >= t.commit_seq);
+        if !closed || t.num_files < 2 || t.total_size / t.num_files >= policy.small_file_bytes as i64 {
+            continue;
+        }
+        let small = t.num_files as u64;
+        total += small;
+        if let Some(k) = policy.trigger_small_files_per_partition {
+            if small > k {
+                return Some(format!("partition {} holds {small} small files (more than {k})", t.part_name));
+            }
+        }
+    }
+    match policy.trigger_small_files_total {
+        Some(k) if total > k => Some(format!("the table holds {total} small files in closed partitions (more than {k})")),
+        _ => None,
+    }
+}
+
 /// The table's newest commit among the partitions (the plan's "version").
 fn totals_seq(totals: &[PartitionTotals]) -> i64 {
     totals.iter().map(|t| t.commit_seq).max().unwrap_or(-1)
@@ -405,4 +446,34 @@ async fn compact(c: &Compaction, run: &HiveRun, run_id: &str, record: &mut Compa
     METRICS.table_files.with_label_values(&[&c.policy.name]).set(stats.files as i64);
     c.ledger.update_table_stats(&c.policy.location.display, stats).await?;
     Ok((plan, failures))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn totals(name: &str, files: i64, size: i64, commit: i64, closed: Option<i64>) -> PartitionTotals {
+        PartitionTotals { part_name: name.into(), location: name.into(), num_files: files, num_rows: files * 10, total_size: size, commit_seq: commit, closed_ms: closed.map(|_| 1), closed_seq: closed }
+    }
+
+    #[test]
+    fn triggers_count_small_files_of_closed_partitions_only() {
+        let loc = inlet_table::Location::parse("/tmp/t", &inlet_config::StorageConfig { warehouse: "/tmp".into(), s3: None, options: Default::default() }).unwrap();
+        let mut p = Policy::for_location(loc);
+        p.small_file_bytes = 1000;
+        p.trigger_small_files_per_partition = Some(5);
+        let parts = vec![
+            totals("dt=1", 10, 5_000, 3, None),      // open: never counts
+            totals("dt=2", 10, 5_000, 4, Some(3)),   // written since closed: open again
+            totals("dt=3", 4, 2_000, 5, Some(5)),    // closed, 4 small files
+            totals("dt=4", 10, 500_000, 6, Some(6)), // closed, large files
+        ];
+        assert_eq!(trigger_from_totals(&p, &parts), None);
+        let mut more = parts.clone();
+        more.push(totals("dt=5", 6, 3_000, 7, Some(7)));
+        assert_eq!(trigger_from_totals(&p, &more).as_deref(), Some("partition dt=5 holds 6 small files (more than 5)"));
+        p.trigger_small_files_per_partition = None;
+        p.trigger_small_files_total = Some(9);
+        assert!(trigger_from_totals(&p, &more).unwrap().contains("10 small files"));
+    }
 }

@@ -186,6 +186,9 @@ fn finished(done: Done, busy: &mut HashMap<String, Instant>, tasks: &mut HashMap
 }
 
 async fn trigger(policy: &Policy) -> Result<Option<String>, CompactError> {
+    if let Some(h) = &policy.hive {
+        return crate::hive::triggered(policy, h).await;
+    }
     let Some(table) = inlet_table::DeltaTable::open(&policy.location).await? else { return Ok(None) };
     schedule::triggered(policy, table.delta()).await
 }
