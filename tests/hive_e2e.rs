@@ -36,15 +36,7 @@ fn hive_config(w: &Workdir, topic: &str, table: &str) -> String {
   warehouse: {warehouse}
 catalog:
   database_url: sqlite://{dir}/catalog.db
-kafka:
-  brokers: {brokers}
-  properties:
-    session.timeout.ms: "6000"
-    heartbeat.interval.ms: "500"
-    max.poll.interval.ms: "30000"
-ingest:
-  shutdown_deadline_secs: 20
-pipelines:
+{kafka}pipelines:
   - name: {table}
     source:
       topics: [{topic}]
@@ -71,7 +63,7 @@ pipelines:
 "#,
         warehouse = w.warehouse().display(),
         dir = w.path().display(),
-        brokers = brokers()
+        kafka = kafka_yaml()
     )
 }
 

@@ -15,11 +15,11 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
-use deltalake::arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef, TimeUnit};
+use deltalake::arrow::datatypes::SchemaRef;
 use futures::TryStreamExt;
 use inlet_metastore::catalog::Relocation;
 use inlet_metastore::names::{parse_part_name, DEFAULT_PARTITION_NAME};
-use inlet_metastore::register::hive_arrow_schema;
+use inlet_metastore::register::{hive_arrow_schema, hive_file_schema};
 use inlet_metastore::store::hive::{self as log, PartitionTotals};
 use inlet_metastore::store::{now_ms, Store};
 use inlet_metastore::{Actor, Catalog};
@@ -60,6 +60,8 @@ pub struct HiveRun {
     catalog: Catalog,
     key: String,
     store: Arc<dyn ObjectStore>,
+    /// The table's location as engines write it (`file:/...`, `s3://...`).
+    engine_location: String,
     table: HiveTable,
 }
 
@@ -70,17 +72,10 @@ impl HiveRun {
 
     async fn open_policy(policy: &Policy, h: &HiveTable) -> Result<HiveRun, CompactError> {
         let name = policy.name.clone();
-        let store = Store::connect(&h.catalog.database_url).await.map_err(|e| policy_err(&name, format!("catalog database: {e}")))?;
-        if h.catalog.migrate_on_start {
-            store.migrate().await.map_err(|e| policy_err(&name, format!("catalog database: {e}")))?;
-        }
+        let store = Store::open(&h.catalog.database_url, h.catalog.migrate_on_start).await.map_err(|e| policy_err(&name, format!("catalog database: {e}")))?;
         let catalog = Catalog::new(store, &h.warehouse);
         let location = &policy.location;
-        let object_store = deltalake::DeltaTableBuilder::from_url(location.url.clone())
-            .and_then(|b| b.with_storage_options(location.options.clone()).build_storage())
-            .map_err(|e| policy_err(&name, format!("storage: {e}")))?
-            .object_store(None);
-        Ok(HiveRun { name, catalog, key: log::table_key(&location.display), store: object_store, table: h.clone() })
+        Ok(HiveRun { name, catalog, key: log::table_key(&location.display), store: location.object_store()?, engine_location: location.engine_uri(), table: h.clone() })
     }
 
     /// Data files of the table (Parquet only: Hive readers skip `.` and `_`
@@ -192,24 +187,14 @@ impl HiveRun {
     }
 
     fn table_root(&self) -> Result<std::path::PathBuf, ()> {
-        self.table.engine_location.strip_prefix("file:").map(std::path::PathBuf::from).ok_or(())
+        self.engine_location.strip_prefix("file:").map(std::path::PathBuf::from).ok_or(())
     }
 
     async fn file_schema(&self) -> Result<SchemaRef, CompactError> {
         let t = self.catalog.get_table(&self.table.database, &self.table.table).await.map_err(|e| policy_err(&self.name, format!("{}.{}: {e}", self.table.database, self.table.table)))?;
         let schema = hive_arrow_schema(&t).ok_or_else(|| policy_err(&self.name, "the catalog table was not created by inlet (no `inlet.arrow.schema`)"))?;
         let keys: Vec<String> = t.partition_keys.iter().flatten().filter_map(|k| k.name.clone()).collect();
-        let fields: Vec<FieldRef> = schema
-            .fields()
-            .iter()
-            .filter(|f| !keys.iter().any(|k| k.eq_ignore_ascii_case(f.name())))
-            .map(|f| match f.data_type() {
-                // As the sink writes them (docs/hive-format.md).
-                DataType::Timestamp(TimeUnit::Nanosecond, tz) => Arc::new(Field::new(f.name(), DataType::Timestamp(TimeUnit::Microsecond, tz.clone()), f.is_nullable())),
-                _ => f.clone(),
-            })
-            .collect();
-        Ok(Arc::new(Schema::new(fields)))
+        Ok(hive_file_schema(&schema, &keys))
     }
 
     /// Rewrites one partition into `new_dir` and switches it there. Returns
@@ -286,7 +271,7 @@ impl HiveRun {
             expected_commit_seq: state.totals.commit_seq,
             expected_location: state.totals.location.clone(),
             new_location: new_dir.to_string(),
-            new_location_uri: format!("{}/{new_dir}", self.table.engine_location.trim_end_matches('/')),
+            new_location_uri: format!("{}/{new_dir}", self.engine_location.trim_end_matches('/')),
             num_files: (done.len() + copied.len()) as i64,
             total_size: new_size,
             old_files,

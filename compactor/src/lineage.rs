@@ -12,10 +12,7 @@ use std::time::Duration;
 use chrono::Utc;
 use inlet_config::Config;
 use inlet_lineage::events::{BatchOutcome, BatchRun};
-use inlet_lineage::transport::store::LineageStore;
 use inlet_lineage::{naming, Emitter};
-use inlet_metastore::store::lineage::LazyLineageDb;
-use tracing::warn;
 
 use crate::ledger::Outcome;
 use crate::policy::Policy;
@@ -33,14 +30,7 @@ pub struct CompactionLineage {
 impl CompactionLineage {
     /// The emitter of `lineage.transports` (disabled when there are none).
     pub fn new(config: &Config) -> CompactionLineage {
-        let store: Option<Arc<dyn LineageStore>> = match (&config.catalog, inlet_lineage::wants_store(config)) {
-            (Some(c), true) => Some(Arc::new(LazyLineageDb::new(&c.database_url, c.migrate_on_start).with_retention_days(config.lineage.retention_days))),
-            _ => None,
-        };
-        let emitter = inlet_lineage::emitter(config, store).unwrap_or_else(|e| {
-            warn!(error = %e, "lineage events disabled");
-            Emitter::disabled()
-        });
+        let emitter = inlet_metastore::store::lineage::emitter(config);
         CompactionLineage { emitter, config: Arc::new(config.clone()), shutdown_timeout: Duration::from_millis(config.lineage.shutdown_timeout_ms) }
     }
 

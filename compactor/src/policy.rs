@@ -47,8 +47,6 @@ pub struct HiveTable {
     pub table: String,
     pub catalog: CatalogConfig,
     pub warehouse: String,
-    /// The table's location as engines write it (`file:/...`, `s3://...`).
-    pub engine_location: String,
 }
 
 impl Policy {
@@ -99,7 +97,7 @@ impl Policy {
                 let t = &pipeline.table;
                 let location = warehouse.table_location(&t.database, &t.name, t.location.as_deref(), &config.storage)?;
                 let mut policy = Self::from_parts(p.clone(), location, c)?;
-                policy.hive = hive_table(config, pipeline, &policy.location)?;
+                policy.hive = hive_table(config, pipeline)?;
                 Ok(policy)
             }
             (None, Some(l)) => {
@@ -127,7 +125,7 @@ impl Policy {
             let location = warehouse.table_location(&t.database, &t.name, t.location.as_deref(), &config.storage)?;
             let mut p = Self::for_location(location);
             p.name = table.to_string();
-            p.hive = hive_table(config, pipeline, &p.location)?;
+            p.hive = hive_table(config, pipeline)?;
             return Ok(p);
         }
         if table.contains('/') {
@@ -143,17 +141,15 @@ impl Policy {
 }
 
 /// The catalog side of a pipeline's table when it is `format: hive`.
-fn hive_table(config: &Config, pipeline: &PipelineConfig, location: &Location) -> Result<Option<HiveTable>, CompactError> {
+fn hive_table(config: &Config, pipeline: &PipelineConfig) -> Result<Option<HiveTable>, CompactError> {
     if pipeline.table.format != TableFormat::Hive {
         return Ok(None);
     }
     let catalog = config.catalog.clone().ok_or_else(|| CompactError::Policy { table: pipeline.name.clone(), reason: "`format: hive` tables keep their commit log in the catalog: configure `catalog.database_url`".into() })?;
-    let d = location.display.trim_end_matches('/');
     Ok(Some(HiveTable {
         database: pipeline.table.database.clone(),
         table: pipeline.table.name.clone(),
         catalog,
         warehouse: inlet_metastore::server::warehouse_uri(config),
-        engine_location: if d.starts_with('/') { format!("file:{d}") } else { d.to_string() },
     }))
 }

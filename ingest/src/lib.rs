@@ -89,7 +89,6 @@ async fn build_writer(config: &Config, warehouse: &Warehouse, p: &Arc<PipelineCo
             let hive_target = |table: String, location: inlet_table::Location| HiveTarget {
                 database: p.table.database.clone(),
                 table,
-                engine_location: publish::engine_location(&location),
                 location,
                 catalog: catalog.clone(),
                 warehouse: inlet_metastore::server::warehouse_uri(config),
@@ -118,11 +117,7 @@ async fn job_reporter(config: &Config) -> Reporter {
     let instance = reporter::instance_name();
     let store = match &config.catalog {
         Some(c) => match tokio::time::timeout(Duration::from_secs(5), async {
-            let store = inlet_metastore::Store::connect(&c.database_url).await?;
-            if c.migrate_on_start {
-                store.migrate().await?;
-            }
-            Ok::<_, inlet_metastore::store::StoreError>(store)
+            inlet_metastore::Store::open(&c.database_url, c.migrate_on_start).await
         })
         .await
         {

@@ -19,12 +19,9 @@ use inlet_config::{Config, PipelineConfig, RunningEvery};
 use inlet_lineage::events::{ColumnSource, CommitReport, StreamingJob, StreamingRun};
 use inlet_lineage::facets::{EventTimeSource, PartitionOffset, SchemaField};
 use inlet_lineage::latency::{sample_indexes, MessageTimes, Monitor, TableTracker};
-use inlet_lineage::transport::store::LineageStore;
 use inlet_lineage::{naming, Emitter};
-use inlet_metastore::store::lineage::LazyLineageDb;
 use inlet_table::Warehouse;
 use parking_lot::{Mutex, RwLock};
-use tracing::warn;
 
 use crate::buffer::RawBatch;
 use crate::writer::Written;
@@ -230,14 +227,7 @@ impl Lineage {
     /// tracker per pipeline. Never fails: a transport that cannot be built
     /// is logged and left out.
     pub fn start(config: &Arc<Config>, pipelines: &[Arc<PipelineConfig>], warehouse: &Warehouse) -> Lineage {
-        let store: Option<Arc<dyn LineageStore>> = match (&config.catalog, inlet_lineage::wants_store(config)) {
-            (Some(c), true) => Some(Arc::new(LazyLineageDb::new(&c.database_url, c.migrate_on_start).with_retention_days(config.lineage.retention_days))),
-            _ => None,
-        };
-        let emitter = inlet_lineage::emitter(config, store).unwrap_or_else(|e| {
-            warn!(error = %e, "lineage events disabled");
-            Emitter::disabled()
-        });
+        let emitter = inlet_metastore::store::lineage::emitter(config);
         let every = RunningEvery::parse(&config.lineage.running_every).unwrap_or(RunningEvery::Commit);
         let mut observers = HashMap::new();
         let mut trackers = Vec::new();
@@ -271,10 +261,7 @@ impl Lineage {
             let (url, migrate) = (c.database_url.clone(), c.migrate_on_start);
             tokio::spawn(async move {
                 let seeded = tokio::time::timeout(Duration::from_secs(10), async {
-                    let store = inlet_metastore::Store::connect(&url).await?;
-                    if migrate {
-                        store.migrate().await?;
-                    }
+                    let store = inlet_metastore::Store::open(&url, migrate).await?;
                     let db = inlet_metastore::store::lineage::LineageDb::new(store);
                     for (tracker, id) in seeds {
                         if let Some(ms) = db.newest_event_ms(&id).await? {

@@ -30,12 +30,6 @@ pub struct Published {
     pub location: Location,
 }
 
-/// The location as Hadoop-based engines write it.
-pub fn engine_location(location: &Location) -> String {
-    let d = location.display.trim_end_matches('/');
-    if d.starts_with('/') { format!("file:{d}") } else { d.to_string() }
-}
-
 /// Publishers of one process, sharing one catalog connection.
 pub struct Publisher {
     stop: watch::Sender<bool>,
@@ -57,10 +51,7 @@ impl Publisher {
                     let connect = || async {
                         catalog
                             .get_or_try_init(|| async {
-                                let store = Store::connect(&catalog_config.database_url).await?;
-                                if catalog_config.migrate_on_start {
-                                    store.migrate().await?;
-                                }
+                                let store = Store::open(&catalog_config.database_url, catalog_config.migrate_on_start).await?;
                                 Ok::<_, inlet_metastore::store::StoreError>(Catalog::new(store, &warehouse))
                             })
                             .await
@@ -91,7 +82,7 @@ fn registration(table: &Published, delta: &DeltaTable, pipeline: &str) -> Option
     Some(DeltaRegistration {
         database: table.database.clone(),
         table: table.table.clone(),
-        location: engine_location(&table.location),
+        location: table.location.engine_uri(),
         schema: schema.as_ref().clone(),
         partition_columns,
         properties: BTreeMap::from([("inlet.pipeline".to_string(), pipeline.to_string())]),

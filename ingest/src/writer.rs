@@ -213,8 +213,9 @@ impl BatchWriter {
         };
 
         let mut batch = None;
-        // Newest event time per source partition, for the watermark.
-        let mut newest_by_source: HashMap<TopicPartition, i64> = HashMap::new();
+        // Newest event time per source partition (indexed as
+        // `raw.partitions`), for the watermark.
+        let mut newest_by_source: Vec<Option<i64>> = Vec::new();
         if let Some(rb) = rows_batch {
             let mut rb = self.with_metadata(rb, raw, &rows)?;
             // Message index of each row of `rb` as rows are filtered out.
@@ -224,11 +225,13 @@ impl BatchWriter {
                 written.newest_event_micros = d.newest_micros;
                 written.oldest_event_micros = d.oldest_micros;
                 written.event_samples = d.samples.iter().map(|(row, m)| (rows[*row], *m)).collect();
-                for (row, micros) in d.row_micros.iter().enumerate() {
-                    if let Some(m) = micros {
-                        let tp = &raw.partition_of(&raw.messages[rows[row] as usize]).tp;
-                        let e = newest_by_source.entry(tp.clone()).or_insert(*m);
-                        *e = (*e).max(*m);
+                if !d.row_micros.is_empty() {
+                    newest_by_source = vec![None; raw.partitions.len()];
+                    for (row, micros) in d.row_micros.iter().enumerate() {
+                        if let Some(m) = *micros {
+                            let slot = &mut newest_by_source[raw.messages[rows[row] as usize].partition_idx as usize];
+                            *slot = Some(slot.map_or(m, |x| x.max(m)));
+                        }
                     }
                 }
                 rb = append_columns(rb, d.columns).map_err(|e| schema_err(&*self.sink, e))?;
@@ -302,8 +305,10 @@ impl BatchWriter {
             o.committed(raw, &written, self.sink.schema().as_deref());
         }
         if let Some(w) = self.watermarks.as_mut() {
-            for (tp, m) in &newest_by_source {
-                w.observe(tp, *m);
+            for (p, m) in raw.partitions.iter().zip(&newest_by_source) {
+                if let Some(m) = m {
+                    w.observe(&p.tp, *m);
+                }
             }
             if let Some(watermark) = w.current() {
                 // The commit stands whatever happens here: a partition that

@@ -41,7 +41,6 @@ async fn sink_at(dir: &std::path::Path, location: Location, late: LateEvents) ->
     HiveSink::open(HiveTarget {
         database: "db".into(),
         table: "t".into(),
-        engine_location: if location.display.starts_with('/') { format!("file:{}", location.display) } else { location.display.clone() },
         location,
         catalog: CatalogConfig { database_url: format!("sqlite://{}/catalog.db", dir.display()), migrate_on_start: true },
         warehouse: format!("file:{}", dir.join("wh").display()),
@@ -131,7 +130,7 @@ async fn publishes_by_copy_on_s3() {
     s.write(Some(both), &[("a".into(), 9)], &expect(&[("a", None)])).await.unwrap();
     assert_eq!(s.close_partitions(micros("2024-01-02T00:00:00Z")).await.unwrap().len(), 1);
 
-    let store = deltalake::DeltaTableBuilder::from_url(location.url.clone()).unwrap().with_storage_options(location.options.clone()).build_storage().unwrap().object_store(None);
+    let store = location.object_store().unwrap();
     let keys: Vec<String> = store.list(None).map_ok(|m| m.location.to_string()).try_collect().await.unwrap();
     assert!(keys.iter().all(|k| !k.starts_with(".inlet-staging")), "staged objects left after publishing: {keys:?}");
     assert_eq!(keys.iter().filter(|k| k.ends_with(".parquet")).count(), 2, "{keys:?}");

@@ -59,6 +59,26 @@ fn spark_type(t: &DataType) -> Value {
     }
 }
 
+/// The table parameters Spark keeps its schema in: the JSON, split into
+/// parts as Spark splits long ones, and the partition columns.
+fn spark_schema_params(params: &mut BTreeMap<String, String>, schema: String, partition_columns: &[String]) {
+    let parts: Vec<String> = schema.chars().collect::<Vec<_>>().chunks(SCHEMA_PART_CHARS).map(|c| c.iter().collect()).collect();
+    if parts.len() == 1 {
+        params.insert("spark.sql.sources.schema".into(), schema);
+    } else {
+        params.insert("spark.sql.sources.schema.numParts".into(), parts.len().to_string());
+        for (i, p) in parts.into_iter().enumerate() {
+            params.insert(format!("spark.sql.sources.schema.part.{i}"), p);
+        }
+    }
+    if !partition_columns.is_empty() {
+        params.insert("spark.sql.sources.schema.numPartCols".into(), partition_columns.len().to_string());
+        for (i, c) in partition_columns.iter().enumerate() {
+            params.insert(format!("spark.sql.sources.schema.partCol.{i}"), c.clone());
+        }
+    }
+}
+
 fn spark_field(f: &Field) -> Value {
     json!({"name": f.name(), "type": spark_type(f.data_type()), "nullable": f.is_nullable(), "metadata": {}})
 }
@@ -102,22 +122,7 @@ impl DeltaRegistration {
         params.insert("spark.sql.partitionProvider".into(), "catalog".into());
         params.insert("spark.sql.create.version".into(), "3.5.0".into());
         params.insert("inlet.registered.by".into(), "inlet".into());
-        let schema = self.spark_schema_json();
-        let parts: Vec<String> = schema.chars().collect::<Vec<_>>().chunks(SCHEMA_PART_CHARS).map(|c| c.iter().collect()).collect();
-        if parts.len() == 1 {
-            params.insert("spark.sql.sources.schema".into(), schema);
-        } else {
-            params.insert("spark.sql.sources.schema.numParts".into(), parts.len().to_string());
-            for (i, p) in parts.into_iter().enumerate() {
-                params.insert(format!("spark.sql.sources.schema.part.{i}"), p);
-            }
-        }
-        if !self.partition_columns.is_empty() {
-            params.insert("spark.sql.sources.schema.numPartCols".into(), self.partition_columns.len().to_string());
-            for (i, c) in self.partition_columns.iter().enumerate() {
-                params.insert(format!("spark.sql.sources.schema.partCol.{i}"), c.clone());
-            }
-        }
+        spark_schema_params(&mut params, self.spark_schema_json(), &self.partition_columns);
         params.extend(self.properties.clone());
         let cols = self.schema.fields().iter().map(|f| hms::FieldSchema { name: Some(f.name().to_lowercase()), type_: Some(hive_type(f.data_type())), comment: None }).collect();
         hms::Table {
@@ -277,22 +282,7 @@ impl HiveRegistration {
         // takes the schema from here it takes the partition columns from
         // here too (`restoreHiveSerdeTable`): without them it would treat
         // the table as unpartitioned and discover partitions by listing.
-        if !self.partition_columns.is_empty() {
-            params.insert("spark.sql.sources.schema.numPartCols".into(), self.partition_columns.len().to_string());
-            for (i, c) in self.partition_columns.iter().enumerate() {
-                params.insert(format!("spark.sql.sources.schema.partCol.{i}"), c.clone());
-            }
-        }
-        let schema = self.spark_schema_json();
-        let parts: Vec<String> = schema.chars().collect::<Vec<_>>().chunks(SCHEMA_PART_CHARS).map(|c| c.iter().collect()).collect();
-        if parts.len() == 1 {
-            params.insert("spark.sql.sources.schema".into(), schema);
-        } else {
-            params.insert("spark.sql.sources.schema.numParts".into(), parts.len().to_string());
-            for (i, p) in parts.into_iter().enumerate() {
-                params.insert(format!("spark.sql.sources.schema.part.{i}"), p);
-            }
-        }
+        spark_schema_params(&mut params, self.spark_schema_json(), &self.partition_columns);
         params.extend(self.properties.clone());
         hms::Table {
             table_name: Some(self.table.clone()),
@@ -305,6 +295,23 @@ impl HiveRegistration {
             ..Default::default()
         }
     }
+}
+
+/// The schema of a Hive table's data files: the table's columns without the
+/// partition columns (their values are directory names), nanosecond
+/// timestamps as microseconds (Spark and Hive read no nanoseconds in
+/// Parquet). The sink writes files with it; the compactor rewrites them to it.
+pub fn hive_file_schema(table: &Schema, partition_columns: &[String]) -> std::sync::Arc<Schema> {
+    let fields: Vec<Field> = table
+        .fields()
+        .iter()
+        .filter(|f| !partition_columns.iter().any(|p| p.eq_ignore_ascii_case(f.name())))
+        .map(|f| match f.data_type() {
+            DataType::Timestamp(TimeUnit::Nanosecond, tz) => Field::new(f.name(), DataType::Timestamp(TimeUnit::Microsecond, tz.clone()), f.is_nullable()),
+            _ => f.as_ref().clone(),
+        })
+        .collect();
+    std::sync::Arc::new(Schema::new(fields))
 }
 
 /// The Arrow schema inlet stored on a Hive table it writes, if any.

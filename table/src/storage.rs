@@ -143,6 +143,22 @@ impl Location {
         }
     }
 
+    /// The location as Hadoop-based engines (Spark, Hive, Trino) write it in
+    /// a catalog: `file:/abs/path` for a local path, the URL otherwise.
+    pub fn engine_uri(&self) -> String {
+        let d = self.display.trim_end_matches('/');
+        if d.starts_with('/') { format!("file:{d}") } else { d.to_string() }
+    }
+
+    /// An object store rooted at this location (paths relative to it), with
+    /// the backend delta-rs uses for it.
+    pub fn object_store(&self) -> Result<std::sync::Arc<dyn object_store::ObjectStore>, TableError> {
+        let log_store = deltalake::DeltaTableBuilder::from_url(self.url.clone())
+            .and_then(|b| b.with_storage_options(self.options.clone()).build_storage())
+            .map_err(|e| TableError::Delta { location: self.display.clone(), source: Box::new(e) })?;
+        Ok(log_store.object_store(None))
+    }
+
     /// The URL string delta-rs is given.
     pub fn uri(&self) -> String {
         self.url.as_str().trim_end_matches('/').to_string()

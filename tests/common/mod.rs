@@ -101,15 +101,7 @@ pub fn pipeline_config(warehouse: &str, topic: &str, table: &str, extra_storage:
         r#"storage:
   warehouse: {warehouse}
 {extra_storage}
-kafka:
-  brokers: {brokers}
-  properties:
-    session.timeout.ms: "6000"
-    heartbeat.interval.ms: "500"
-    max.poll.interval.ms: "30000"
-ingest:
-  shutdown_deadline_secs: 20
-pipelines:
+{kafka}pipelines:
   - name: {table}
     source:
       topics: [{topic}]
@@ -124,6 +116,23 @@ pipelines:
       max_rows: 5000
       max_latency_ms: 500
 {extra_pipeline}
+"#,
+        kafka = kafka_yaml()
+    )
+}
+
+/// The `kafka` and `ingest` sections of the tests' configs: the test broker,
+/// fast group joins, a bounded shutdown.
+pub fn kafka_yaml() -> String {
+    format!(
+        r#"kafka:
+  brokers: {brokers}
+  properties:
+    session.timeout.ms: "6000"
+    heartbeat.interval.ms: "500"
+    max.poll.interval.ms: "30000"
+ingest:
+  shutdown_deadline_secs: 20
 "#,
         brokers = brokers()
     )

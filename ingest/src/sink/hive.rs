@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use deltalake::arrow::array::{Array, ArrayRef, StringArray, UInt32Array};
 use deltalake::arrow::compute::{cast, take_record_batch};
-use deltalake::arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef, TimeUnit};
+use deltalake::arrow::datatypes::{DataType, FieldRef, Schema, SchemaRef};
 use deltalake::arrow::record_batch::RecordBatch;
 use deltalake::parquet::arrow::async_writer::AsyncArrowWriter;
 use deltalake::parquet::basic::Compression;
@@ -25,7 +25,7 @@ use futures::TryStreamExt;
 use inlet_config::{CatalogConfig, EventTimeConfig, LateEvents, PartitionCommitConfig};
 use inlet_hms_thrift::hive_metastore as hms;
 use inlet_metastore::names::{make_part_name, parse_part_name, DEFAULT_PARTITION_NAME};
-use inlet_metastore::register::{hive_arrow_schema, parquet_sd, register_hive, HiveRegistration};
+use inlet_metastore::register::{hive_arrow_schema, hive_file_schema, parquet_sd, register_hive, HiveRegistration};
 use inlet_metastore::store::hive::{self as log, CommitFile, CommitRefused};
 use inlet_metastore::store::{now_ms, Store};
 use inlet_metastore::{Actor, Catalog, CatalogError};
@@ -57,8 +57,6 @@ pub struct HiveTarget {
     pub database: String,
     pub table: String,
     pub location: Location,
-    /// The location as Spark and Hive write it (`file:/...`, `s3a://...`).
-    pub engine_location: String,
     pub catalog: CatalogConfig,
     /// The metastore's warehouse root, for databases it creates.
     pub warehouse: String,
@@ -95,10 +93,7 @@ fn write_err(target: &HiveTarget, reason: impl std::fmt::Display) -> SinkError {
 
 impl HiveSink {
     pub async fn open(target: HiveTarget) -> Result<Self, SinkError> {
-        let store = deltalake::DeltaTableBuilder::from_url(target.location.url.clone())
-            .and_then(|b| b.with_storage_options(target.location.options.clone()).build_storage())
-            .map_err(|e| write_err(&target, format!("opening storage: {e}")))?
-            .object_store(None);
+        let store = target.location.object_store()?;
         let key = log::table_key(&target.location.display);
         let mut sink = Self { target, store, key, catalog: None, schema: None, partition_columns: Vec::new(), known_partitions: HashSet::new(), locations: HashMap::new(), last_cleanup: None, closed: HashSet::new(), closed_refreshed: None };
         // A catalog that does not answer now is retried by the first flush;
@@ -115,11 +110,7 @@ impl HiveSink {
         }
         let cfg = self.target.catalog.clone();
         let connected = tokio::time::timeout(CONNECT_TIMEOUT, async {
-            let store = Store::connect(&cfg.database_url).await?;
-            if cfg.migrate_on_start {
-                store.migrate().await?;
-            }
-            Ok::<_, inlet_metastore::store::StoreError>(store)
+            Store::open(&cfg.database_url, cfg.migrate_on_start).await
         })
         .await;
         let store = match connected {
@@ -152,12 +143,12 @@ impl HiveSink {
 
     fn adopt(&mut self, t: &hms::Table) -> Result<(), SinkError> {
         let location = t.sd.as_ref().and_then(|s| s.location.clone()).unwrap_or_default();
-        if location.trim_end_matches('/') != self.target.engine_location.trim_end_matches('/') {
+        if location.trim_end_matches('/') != self.target.location.engine_uri().trim_end_matches('/') {
             return Err(SinkError::Write {
                 table: self.target.location.display.clone(),
                 reason: format!(
                     "the catalog already has {}.{} at {location}, not at this pipeline's location {}: drop it or name another table",
-                    self.target.database, self.target.table, self.target.engine_location
+                    self.target.database, self.target.table, self.target.location.engine_uri()
                 ),
             });
         }
@@ -176,7 +167,7 @@ impl HiveSink {
         HiveRegistration {
             database: self.target.database.clone(),
             table: self.target.table.clone(),
-            location: self.target.engine_location.clone(),
+            location: self.target.location.engine_uri().clone(),
             schema: schema.clone(),
             partition_columns: self.partition_columns.clone(),
             properties: self.target.properties.clone(),
@@ -290,7 +281,7 @@ impl HiveSink {
                 values: Some(values.clone()),
                 db_name: Some(self.target.database.clone()),
                 table_name: Some(self.target.table.clone()),
-                sd: Some(parquet_sd(cols.clone(), &format!("{}/{name}", self.target.engine_location.trim_end_matches('/')))),
+                sd: Some(parquet_sd(cols.clone(), &format!("{}/{name}", self.target.location.engine_uri().trim_end_matches('/')))),
                 parameters: Some(BTreeMap::new()),
                 ..Default::default()
             })
@@ -302,22 +293,8 @@ impl HiveSink {
         Ok(())
     }
 
-    /// The schema of the data files: the table's columns without the
-    /// partition columns (their values live in directory names), with
-    /// nanosecond timestamps stored as microseconds (Spark and Hive read no
-    /// nanoseconds in Parquet).
     fn file_schema(&self, table: &Schema) -> SchemaRef {
-        Arc::new(Schema::new(
-            table
-                .fields()
-                .iter()
-                .filter(|f| !self.partition_columns.contains(f.name()))
-                .map(|f| match f.data_type() {
-                    DataType::Timestamp(TimeUnit::Nanosecond, tz) => Arc::new(Field::new(f.name(), DataType::Timestamp(TimeUnit::Microsecond, tz.clone()), f.is_nullable())),
-                    _ => f.clone(),
-                })
-                .collect::<Vec<FieldRef>>(),
-        ))
+        hive_file_schema(table, &self.partition_columns)
     }
 
     /// Groups a batch's rows by partition: (partition name, values, rows),
@@ -334,20 +311,28 @@ impl HiveSink {
         }
         let keys: Vec<String> = self.partition_columns.iter().map(|c| c.to_lowercase()).collect();
         let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-        let mut index: HashMap<Vec<String>, usize> = HashMap::new();
+        // Hive's rule: a null or empty value is the default partition.
+        fn value(a: &StringArray, row: usize) -> &str {
+            if a.is_null(row) || a.value(row).is_empty() { DEFAULT_PARTITION_NAME } else { a.value(row) }
+        }
+        // Rows are looked up by one reused key buffer: nothing is allocated
+        // per row, only per partition.
+        let mut index: HashMap<String, usize> = HashMap::new();
         let mut out: Vec<(String, Vec<String>, Vec<u32>)> = Vec::new();
+        let mut key = String::new();
         for row in 0..batch.num_rows() {
-            // Hive's rule: a null or empty value is the default partition.
-            let values: Vec<String> = value_columns
-                .iter()
-                .map(|a| if a.is_null(row) || a.value(row).is_empty() { DEFAULT_PARTITION_NAME.to_string() } else { a.value(row).to_string() })
-                .collect();
-            let at = match index.get(&values) {
+            key.clear();
+            for a in &value_columns {
+                key.push_str(value(a, row));
+                key.push('\u{1f}');
+            }
+            let at = match index.get(key.as_str()) {
                 Some(&i) => i,
                 None => {
+                    let values: Vec<String> = value_columns.iter().map(|a| value(a, row).to_string()).collect();
                     let value_refs: Vec<&str> = values.iter().map(String::as_str).collect();
                     let name = make_part_name(&key_refs, &value_refs).map_err(|e| write_err(&self.target, e))?;
-                    index.insert(values.clone(), out.len());
+                    index.insert(key.clone(), out.len());
                     out.push((name, values, Vec::new()));
                     out.len() - 1
                 }

@@ -342,6 +342,20 @@ pub struct LazyLineageDb {
     last_prune: parking_lot::Mutex<Option<std::time::Instant>>,
 }
 
+/// The emitter of a configuration's `lineage.transports`, with the catalog
+/// database as the lineage store when a transport asks for it. Never fails:
+/// a transport that cannot be built disables events, and that is logged.
+pub fn emitter(config: &inlet_config::Config) -> inlet_lineage::Emitter {
+    let store: Option<std::sync::Arc<dyn LineageStore>> = match (&config.catalog, inlet_lineage::wants_store(config)) {
+        (Some(c), true) => Some(std::sync::Arc::new(LazyLineageDb::new(&c.database_url, c.migrate_on_start).with_retention_days(config.lineage.retention_days))),
+        _ => None,
+    };
+    inlet_lineage::emitter(config, store).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "lineage events disabled");
+        inlet_lineage::Emitter::disabled()
+    })
+}
+
 impl LazyLineageDb {
     pub fn new(url: &str, migrate: bool) -> LazyLineageDb {
         LazyLineageDb { url: url.to_string(), migrate, db: tokio::sync::OnceCell::new(), retention: None, last_prune: parking_lot::Mutex::new(None) }
@@ -360,11 +374,7 @@ impl LineageStore for LazyLineageDb {
         let db = self
             .db
             .get_or_try_init(|| async {
-                let store = Store::connect(&self.url).await?;
-                if self.migrate {
-                    store.migrate().await?;
-                }
-                Ok::<_, StoreError>(LineageDb::new(store))
+                Ok::<_, StoreError>(LineageDb::new(Store::open(&self.url, self.migrate).await?))
             })
             .await
             .map_err(|e| e.to_string())?;

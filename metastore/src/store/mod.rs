@@ -199,6 +199,16 @@ impl Store {
         }
     }
 
+    /// Connects, then applies pending migrations when `migrate` (a
+    /// configuration's `catalog.migrate_on_start`).
+    pub async fn open(url: &str, migrate: bool) -> Result<Store, StoreError> {
+        let store = Store::connect(url).await?;
+        if migrate {
+            store.migrate().await?;
+        }
+        Ok(store)
+    }
+
     /// Refuses to serve from a database whose schema is missing or older
     /// than this build's migrations.
     pub async fn check_schema(&self) -> Result<(), StoreError> {
