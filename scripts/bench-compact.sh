@@ -58,29 +58,33 @@ PY
 BYTES=$(find "$WORK/base" -name '*.parquet' -printf '%s\n' | awk '{s+=$1} END {print s}')
 NFILES=$(find "$WORK/base" -name '*.parquet' | wc -l)
 echo "    $NFILES files, $BYTES bytes" >&2
-cp -r "$WORK/base" "$WORK/inlet"
-cp -r "$WORK/base" "$WORK/peer"
+for t in inlet inlet-zstd peer; do cp -r "$WORK/base" "$WORK/$t"; done
 sync
 
-cat > "$WORK/bench.yaml" <<YAML
+# inlet twice: with its default codec (snappy, what ingest writes) and with
+# zstd, the peer's default codec, on a fresh copy each.
+for codec in snappy zstd; do
+  t=inlet; [ "$codec" = snappy ] || t="inlet-$codec"
+  cat > "$WORK/$t.yaml" <<YAML
 storage:
   warehouse: $WORK
 compaction:
   memory_budget_bytes: $BUDGET
   tables:
-    - location: $WORK/inlet
+    - location: $WORK/$t
       target_file_size_bytes: 134217728
       small_file_bytes: 134217728
       min_files_per_bin: 2
       skip_active_partitions: false
       max_concurrent_rewrites: 2
+      compression: $codec
 YAML
-
-echo "==> inlet compact" >&2
-S=$(date +%s.%N)
-/usr/bin/time -f "%M" -o "$WORK/inlet.rss" "$T/inlet" compact --config "$WORK/bench.yaml" --table "$WORK/inlet" 2> "$WORK/inlet.log" >&2 || { tail -20 "$WORK/inlet.log"; exit 1; }
-E=$(date +%s.%N)
-echo "$S $E" > "$WORK/inlet.time"
+  echo "==> inlet compact ($codec)" >&2
+  S=$(date +%s.%N)
+  /usr/bin/time -f "%M" -o "$WORK/$t.rss" "$T/inlet" compact --config "$WORK/$t.yaml" --table "$WORK/$t" 2> "$WORK/$t.log" >&2 || { tail -20 "$WORK/$t.log"; exit 1; }
+  E=$(date +%s.%N)
+  echo "$S $E" > "$WORK/$t.time"
+done
 
 echo "==> Python deltalake optimize.compact() (its defaults: ZSTD level 4)" >&2
 S=$(date +%s.%N)
@@ -94,22 +98,22 @@ E=$(date +%s.%N)
 echo "$S $E" > "$WORK/peer.time"
 
 echo "==> Python deltalake optimize.compact() with snappy (inlet's codec)" >&2
-rm -rf "$WORK/peer"; cp -r "$WORK/base" "$WORK/peer"; sync
+cp -r "$WORK/base" "$WORK/peer2"; sync
 S=$(date +%s.%N)
 /usr/bin/time -f "%M" -o "$WORK/peer2.rss" "$PY" -c "
 import sys
 from deltalake import DeltaTable, WriterProperties
 m = DeltaTable(sys.argv[1]).optimize.compact(target_size=134217728, writer_properties=WriterProperties(compression='SNAPPY'))
 print(m, file=sys.stderr)
-import os; sys.stderr.flush(); os._exit(0)" "$WORK/peer" 2> "$WORK/peer2.log"
+import os; sys.stderr.flush(); os._exit(0)" "$WORK/peer2" 2> "$WORK/peer2.log"
 E=$(date +%s.%N)
 echo "$S $E" > "$WORK/peer2.time"
 
-for t in inlet peer; do
+for t in inlet inlet-zstd peer peer2; do
   "$PY" tests/support/delta_read.py "$WORK/$t" > "$WORK/$t.read"
 done
 "$PY" - "$WORK" "$BYTES" "$NFILES" "$((FILES / 4 * 4 * ROWS))" "$BUDGET" <<'PY'
-import json, sys
+import json, os, sys
 w, size, nfiles, rows = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 def fig(name):
     s, e = map(float, open(f"{w}/{name}.time").read().split())
@@ -117,14 +121,16 @@ def fig(name):
     return e - s, rss
 print(f"table: {nfiles} files, {size / 1e6:.0f} MB, {rows} rows; inlet memory budget {int(sys.argv[5]) / 2**20:.0f} MiB")
 res = {}
-for name, label in [("inlet", "inlet compact"), ("peer", "deltalake optimize.compact (zstd)"), ("peer2", "deltalake optimize.compact (snappy)")]:
+for name, label in [("inlet", "inlet compact (snappy)"), ("inlet-zstd", "inlet compact (zstd level 1)"), ("peer", "deltalake optimize.compact (zstd)"), ("peer2", "deltalake optimize.compact (snappy)")]:
     secs, rss = fig(name)
     res[name] = (secs, rss)
     print(f"{label:38s}: {secs:6.2f} s  {size / 1e6 / secs:7.1f} MB/s  peak RSS {rss:6.0f} MiB")
-for t in ("inlet", "peer"):
+for t in ("inlet", "inlet-zstd", "peer", "peer2"):
     r = json.load(open(f"{w}/{t}.read"))
     assert r["rows"] == rows, (t, r)
-    print(f"{t}: {r['files']} files after, {r['rows']} rows")
-for p in ("peer", "peer2"):
-    print(f"throughput inlet / {p}: {res[p][0] / res['inlet'][0]:.2f}x   peak RSS inlet / {p}: {res['inlet'][1] / res[p][1]:.2f}")
+    written = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(f"{w}/{t}") for f in fs if f.endswith(".parquet") and "_delta_log" not in d) - size
+    print(f"{t}: {r['files']} files after, {r['rows']} rows, {written / 1e6:.0f} MB written")
+for i in ("inlet", "inlet-zstd"):
+    for p in ("peer", "peer2"):
+        print(f"throughput {i} / {p}: {res[p][0] / res[i][0]:.2f}x   peak RSS {i} / {p}: {res[i][1] / res[p][1]:.2f}")
 PY

@@ -367,7 +367,7 @@ async fn compact(c: &Compaction, run: &HiveRun, run_id: &str, record: &mut Compa
     let (plan, states) = run.plan(c).await?;
     info!(bins = plan.bins.len(), files = plan.files_in(), bytes = plan.bytes_in(), "planned");
     let per_rewrite = (c.budget.total_bytes() / c.policy.max_concurrent_rewrites as u64).min(256 * 1024 * 1024);
-    let options = RewriteOptions { file_schema: run.file_schema().await?, sort_by: c.policy.sort_by.clone(), reservation_bytes: per_rewrite, output_dir: None };
+    let options = RewriteOptions { file_schema: run.file_schema().await?, sort_by: c.policy.sort_by.clone(), reservation_bytes: per_rewrite, output_dir: None, compression: c.policy.compression };
     let mut by_partition: BTreeMap<PartitionKey, Vec<Bin>> = BTreeMap::new();
     for b in &plan.bins {
         by_partition.entry(b.partition.clone()).or_default().push(b.clone());

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use chrono_tz::Tz;
 use inlet_config::cron::{CronSchedule, DailyWindow};
-use inlet_config::{CatalogConfig, CompactionPolicyConfig, Config, PipelineConfig, TableFormat, VacuumPolicy};
+use deltalake::parquet::basic::{Compression, GzipLevel, ZstdLevel};
+use inlet_config::{CatalogConfig, CompactionCodec, CompactionPolicyConfig, Config, PipelineConfig, TableFormat, VacuumPolicy};
 use inlet_table::{Location, Warehouse};
 
 use crate::CompactError;
@@ -26,6 +27,8 @@ pub struct Policy {
     pub max_bytes_per_commit: u64,
     pub max_concurrent_rewrites: usize,
     pub sort_by: Vec<String>,
+    /// Codec of rewritten files.
+    pub compression: Compression,
     pub vacuum: VacuumPolicy,
     pub checkpoint_interval_commits: u64,
     pub schedule: Option<CronSchedule>,
@@ -37,6 +40,18 @@ pub struct Policy {
     pub hive: Option<HiveTable>,
     /// How long replaced files of a Hive partition outlive the move.
     pub hive_grace_period: Duration,
+}
+
+/// The Parquet codec of a policy's `compression` and `compression_level`.
+fn compression(codec: CompactionCodec, level: Option<u32>) -> Result<Compression, String> {
+    let level_of = |name: &str| level.map(|_| Err(format!("`{name}` has no levels"))).unwrap_or(Ok(()));
+    Ok(match codec {
+        CompactionCodec::Snappy => level_of("snappy").map(|_| Compression::SNAPPY)?,
+        CompactionCodec::Lz4Raw => level_of("lz4_raw").map(|_| Compression::LZ4_RAW)?,
+        CompactionCodec::Uncompressed => level_of("uncompressed").map(|_| Compression::UNCOMPRESSED)?,
+        CompactionCodec::Zstd => Compression::ZSTD(ZstdLevel::try_new(level.unwrap_or(1) as i32).map_err(|e| format!("compression_level: {e}"))?),
+        CompactionCodec::Gzip => Compression::GZIP(GzipLevel::try_new(level.unwrap_or(6)).map_err(|e| format!("compression_level: {e}"))?),
+    })
 }
 
 /// A `format: hive` table: its catalog name and the catalog holding its
@@ -61,6 +76,7 @@ impl Policy {
         let schedule = c.schedule.as_deref().map(CronSchedule::parse).transpose().map_err(invalid)?;
         let time_zone: Tz = c.time_zone.parse().map_err(|_| invalid(format!("unknown time zone `{}`", c.time_zone)))?;
         let windows = c.windows.iter().map(|w| DailyWindow::parse(&w.start, &w.end)).collect::<Result<Vec<_>, _>>().map_err(invalid)?;
+        let compression = compression(c.compression, c.compression_level).map_err(invalid)?;
         Ok(Self {
             name,
             location,
@@ -72,6 +88,7 @@ impl Policy {
             max_bytes_per_commit: c.max_bytes_per_commit,
             max_concurrent_rewrites: c.max_concurrent_rewrites.max(1) as usize,
             sort_by: c.sort_by.clone(),
+            compression,
             vacuum: c.vacuum.clone(),
             checkpoint_interval_commits: c.checkpoint_interval_commits.max(1),
             schedule,

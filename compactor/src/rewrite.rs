@@ -3,11 +3,12 @@
 //! Input files are read one after the other, a record batch at a time
 //! (`ParquetRecordBatchStream` over the table's object store), conformed to
 //! the table's current schema (columns added since a file was written are
-//! filled with nulls) and written through an `AsyncArrowWriter` whose row
-//! group is flushed once its encoded size reaches the rewrite's share of the
-//! memory budget; the output goes to the store as a multipart upload. So a
-//! rewrite holds about one decoded input batch, one row group being encoded
-//! and one upload part, whatever the size of the bin. With `sort_by` the bin
+//! filled with nulls) by a reader task that stays one batch ahead, and
+//! written through an `AsyncArrowWriter` whose row group is flushed once its
+//! encoded size reaches the rewrite's share of the memory budget; the output
+//! goes to the store as a multipart upload. So a rewrite holds up to three
+//! decoded input batches, one row group being encoded and two upload parts,
+//! whatever the size of the bin. With `sort_by` the bin
 //! is sorted in memory instead: such bins are capped at
 //! [`SORTED_BIN_MAX_BYTES`].
 //!
@@ -29,12 +30,15 @@ use deltalake::kernel::{Add, Remove};
 use deltalake::parquet::arrow::async_reader::ParquetObjectReader;
 use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use deltalake::parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
-use deltalake::parquet::arrow::async_writer::AsyncArrowWriter;
+use deltalake::parquet::arrow::async_writer::{AsyncArrowWriter, AsyncFileWriter};
+use deltalake::parquet::errors::ParquetError;
 use deltalake::parquet::basic::Compression;
 use deltalake::parquet::file::metadata::ParquetMetaData;
 use deltalake::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use deltalake::parquet::schema::types::ColumnPath;
+use bytes::Bytes;
 use futures::StreamExt;
+use tokio::io::AsyncWriteExt;
 use object_store::path::Path;
 use object_store::buffered::BufWriter;
 use object_store::{ObjectStore, ObjectStoreExt};
@@ -52,8 +56,9 @@ pub(crate) fn sorted_bin_cap() -> u64 {
     SORTED_BIN_MAX_BYTES
 }
 
-/// Rows per decoded batch.
-const BATCH_ROWS: usize = 64 * 1024;
+/// Rows per decoded batch (a rewrite holds up to three: one being decoded,
+/// one queued, one being encoded).
+const BATCH_ROWS: usize = 32 * 1024;
 /// Multipart upload part size of rewritten files (S3's minimum is 5 MiB).
 const UPLOAD_PART_BYTES: usize = 8 * 1024 * 1024;
 
@@ -105,6 +110,9 @@ pub struct RewriteOptions {
     /// Where outputs go (relative to the table); by default the directory
     /// of the bin's inputs. Hive partitions are compacted into a new one.
     pub output_dir: Option<String>,
+    /// Codec of the rewritten files (columns that do not compress are
+    /// stored uncompressed whatever it is).
+    pub compression: Compression,
 }
 
 /// A bin rewritten into one file, not yet committed.
@@ -204,10 +212,9 @@ impl ColumnHints {
     }
 }
 
-fn writer_properties(row_group_rows: usize, row_group_bytes: usize, hints: &ColumnHints) -> WriterProperties {
+fn writer_properties(compression: Compression, row_group_rows: usize, row_group_bytes: usize, hints: &ColumnHints) -> WriterProperties {
     let mut b = WriterProperties::builder()
-        // The codec inlet's ingest writes with; fast to encode and decode.
-        .set_compression(Compression::SNAPPY)
+        .set_compression(compression)
         .set_statistics_enabled(EnabledStatistics::Chunk)
         .set_max_row_group_row_count(Some(row_group_rows))
         .set_max_row_group_bytes(Some(row_group_bytes))
@@ -257,8 +264,38 @@ fn high_cardinality_columns(metadata: &ParquetMetaData) -> Vec<ColumnPath> {
         .collect()
 }
 
+/// Spark's file name infix for a codec (`part-...-c000.zstd.parquet`).
+fn codec_suffix(c: Compression) -> &'static str {
+    match c {
+        Compression::UNCOMPRESSED => "",
+        Compression::SNAPPY => ".snappy",
+        Compression::GZIP(_) => ".gz",
+        Compression::ZSTD(_) => ".zstd",
+        Compression::LZ4_RAW => ".lz4raw",
+        Compression::LZ4 => ".lz4",
+        Compression::BROTLI(_) => ".br",
+        Compression::LZO => ".lzo",
+    }
+}
+
+/// The upload of one output file. The writer hands over each encoded row
+/// group as `Bytes`; passing them to the upload as they are (rather than
+/// through `AsyncWrite`, which copies into the upload's buffer) saves a copy
+/// of every output byte.
+struct Upload(BufWriter);
+
+impl AsyncFileWriter for Upload {
+    fn write(&mut self, bytes: Bytes) -> futures::future::BoxFuture<'_, deltalake::parquet::errors::Result<()>> {
+        Box::pin(async move { self.0.put(bytes).await.map_err(|e| ParquetError::External(Box::new(e))) })
+    }
+
+    fn complete(&mut self) -> futures::future::BoxFuture<'_, deltalake::parquet::errors::Result<()>> {
+        Box::pin(async move { self.0.shutdown().await.map_err(|e| ParquetError::External(Box::new(e))) })
+    }
+}
+
 struct Output {
-    writer: AsyncArrowWriter<BufWriter>,
+    writer: AsyncArrowWriter<Upload>,
     rows: u64,
     flush_at: usize,
 }
@@ -297,6 +334,37 @@ async fn open_input(store: &Arc<dyn ObjectStore>, f: &InputFile) -> Result<Input
     Ok(builder.with_batch_size(BATCH_ROWS).build().map_err(|e| e.to_string())?.map(|r| r.map_err(|e| e.to_string())).boxed())
 }
 
+/// A task aborted when its handle goes: a failed rewrite stops its reader.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Sends the batches of `files`, in order and conformed to `schema`, until
+/// the first error (sent with the file it came from) or until the receiver
+/// is gone.
+async fn read_inputs(store: Arc<dyn ObjectStore>, files: Vec<InputFile>, schema: SchemaRef, tx: tokio::sync::mpsc::Sender<Result<RecordBatch, (String, String)>>) {
+    for f in &files {
+        let mut stream = match open_input(&store, f).await {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = tx.send(Err((f.path.clone(), e))).await;
+                return;
+            }
+        };
+        while let Some(batch) = stream.next().await {
+            let batch = batch.and_then(|b| conform(&b, &schema));
+            let failed = batch.is_err();
+            if tx.send(batch.map_err(|e| (f.path.clone(), e))).await.is_err() || failed {
+                return;
+            }
+        }
+    }
+}
+
 /// Rewrites `bin` into one new file next to its inputs. On failure the
 /// partial output is deleted and the failure names the input at fault.
 #[instrument(skip_all, fields(partition = %bin.partition, files = bin.files.len(), bytes = bin.bytes()))]
@@ -307,14 +375,14 @@ pub async fn rewrite_bin(store: Arc<dyn ObjectStore>, bin: Bin, options: &Rewrit
         Some(d) => format!("{}/", d.trim_end_matches('/')),
         None => bin.files[0].path.rsplit_once('/').map(|(d, _)| format!("{d}/")).unwrap_or_default(),
     };
-    let relative = format!("{dir}part-00000-{}-c000.snappy.parquet", uuid::Uuid::new_v4());
+    let relative = format!("{dir}part-00000-{}-c000{}.parquet", uuid::Uuid::new_v4(), codec_suffix(options.compression));
     let out_path = store_path(&relative);
 
     // The reservation covers the row group being encoded (up to a quarter),
     // its flush, and the upload: object_store's BufWriter would otherwise
     // keep up to 8 parts of 10 MiB in flight per output.
     let flush_at = (options.reservation_bytes / 4).max(1024 * 1024) as usize;
-    let upload = BufWriter::with_capacity(store.clone(), out_path.clone(), UPLOAD_PART_BYTES).with_max_concurrency(2);
+    let upload = Upload(BufWriter::with_capacity(store.clone(), out_path.clone(), UPLOAD_PART_BYTES).with_max_concurrency(2));
     let first = &bin.files[0];
     #[allow(deprecated)]
     let reader = ParquetObjectReader::new(store.clone(), store_path(&first.path)).with_file_size(first.size);
@@ -322,20 +390,24 @@ pub async fn rewrite_bin(store: Arc<dyn ObjectStore>, bin: Bin, options: &Rewrit
         Ok(b) => ColumnHints::from_metadata(b.metadata()),
         Err(e) => return Err(fail(Some(&first.path), e.to_string())),
     };
-    let writer = AsyncArrowWriter::try_new(upload, options.file_schema.clone(), Some(writer_properties(1024 * 1024, flush_at, &hints)))
+    let writer = AsyncArrowWriter::try_new(upload, options.file_schema.clone(), Some(writer_properties(options.compression, 1024 * 1024, flush_at, &hints)))
         .map_err(|e| fail(None, format!("opening output {relative}: {e}")))?;
     let mut out = Output { writer, rows: 0, flush_at };
 
     let result: Result<(), BinFailure> = async {
         if options.sort_by.is_empty() {
-            for f in &bin.files {
-                let mut stream = open_input(&store, f).await.map_err(|e| fail(Some(&f.path), e))?;
-                while let Some(batch) = stream.next().await {
-                    let batch = batch.map_err(|e| fail(Some(&f.path), e.to_string()))?;
-                    let batch = conform(&batch, &options.file_schema).map_err(|e| fail(Some(&f.path), e))?;
-                    out.write(&batch).await.map_err(|e| fail(None, e))?;
-                }
+            // Decoding runs in its own task, a batch ahead of encoding, so one
+            // rewrite keeps two cores busy (the last bins of a run otherwise
+            // leave a core idle) at the cost of one more decoded batch.
+            let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+            let mut reader = AbortOnDrop(tokio::spawn(read_inputs(store.clone(), bin.files.clone(), options.file_schema.clone(), tx)));
+            while let Some(batch) = rx.recv().await {
+                let batch = batch.map_err(|(file, e): (String, String)| fail(Some(&file), e))?;
+                out.write(&batch).await.map_err(|e| fail(None, e))?;
             }
+            // The channel also closes when the reader panicked: that must not
+            // pass for the end of the inputs.
+            (&mut reader.0).await.map_err(|e| fail(None, format!("reading the inputs failed: {e}")))?;
         } else {
             let mut batches = Vec::new();
             for f in &bin.files {

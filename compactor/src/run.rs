@@ -232,7 +232,7 @@ impl Compaction {
         let partition_columns = snapshot.metadata().partition_columns().to_vec();
         let table_schema = inlet_table::DeltaTable::open(&self.policy.location).await?.ok_or_else(|| CompactError::NoTable(self.policy.location.display.clone()))?.arrow_schema()?;
         let per_rewrite = (self.budget.total_bytes() / self.policy.max_concurrent_rewrites as u64).min(256 * 1024 * 1024);
-        let options = Arc::new(RewriteOptions { file_schema: rewrite::file_schema(&table_schema, &partition_columns), sort_by: self.policy.sort_by.clone(), reservation_bytes: per_rewrite, output_dir: None });
+        let options = Arc::new(RewriteOptions { file_schema: rewrite::file_schema(&table_schema, &partition_columns), sort_by: self.policy.sort_by.clone(), reservation_bytes: per_rewrite, output_dir: None, compression: self.policy.compression });
 
         let bins_total = plan.bins.len();
         let bytes_total = plan.bytes_in();

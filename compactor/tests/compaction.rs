@@ -10,6 +10,7 @@ use std::sync::Arc;
 use deltalake::arrow::array::{AsArray, Int64Array, RecordBatch, StringArray};
 use deltalake::arrow::datatypes::{DataType, Field, Int64Type, Schema};
 use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use deltalake::parquet::basic::{Compression, ZstdLevel};
 use deltalake::writer::DeltaWriter;
 use inlet_compactor::{Compaction, CompactError, InProcessLedger, Ledger, MemoryBudget, Outcome, Policy};
 use inlet_config::StorageConfig;
@@ -156,6 +157,38 @@ async fn compacts_small_files_keeps_every_row_and_records_the_run() {
     assert_eq!(runs[0].bytes_in, report.run.bytes_in);
     let stats = ledger.table_stats(&location(d.path()).display).unwrap();
     assert_eq!((stats.files, stats.rows), (3, Some(n as u64)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rewritten_files_use_the_policy_codec_and_keep_large_inputs_whole() {
+    let d = tempfile::tempdir().unwrap();
+    let mut t = create(d.path()).await;
+    let mut id = append(&mut t, &["a"], 0, 50).await;
+    // Decoded in several batches, which reach the writer in order.
+    id = append(&mut t, &["a"], id, 70_000).await;
+    for _ in 0..3 {
+        id = append(&mut t, &["a"], id, 50).await;
+    }
+    let mut p = policy(d.path());
+    p.compression = Compression::ZSTD(ZstdLevel::try_new(3).unwrap());
+    let report = run(p, Arc::new(InProcessLedger::new())).await.unwrap();
+    assert_eq!(report.run.outcome, Outcome::Succeeded, "{:?}", report.run.message);
+    assert_eq!((report.run.files_in, report.run.files_out), (5, 1));
+    assert_ids(d.path(), id).await;
+    let files = file_paths(&open(d.path()).await);
+    assert_eq!(files.len(), 1);
+    assert!(files[0].to_string_lossy().ends_with(".zstd.parquet"), "{files:?}");
+    let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&files[0]).unwrap()).unwrap();
+    let ids_in_file_order: Vec<i64> = reader.build().unwrap().flat_map(|b| b.unwrap().column_by_name("id").unwrap().as_primitive::<Int64Type>().values().to_vec()).collect();
+    // Each input is one ascending run of ids: at most 4 descents between 5 inputs.
+    assert!(ids_in_file_order.windows(2).filter(|w| w[0] > w[1]).count() <= 4, "an input's batches were split up or reordered");
+    let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&files[0]).unwrap()).unwrap();
+    for rg in reader.metadata().row_groups() {
+        for c in rg.columns() {
+            // The level is not stored in the file; the codec is.
+            assert!(matches!(c.compression(), Compression::ZSTD(_)), "{}: {:?}", c.column_path(), c.compression());
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -177,6 +177,22 @@ pipelines:
     }
 
     #[test]
+    fn compaction_codec_levels_are_checked_and_located() {
+        let text = "storage: {warehouse: /x}\ncompaction:\n  tables:\n    - location: /x/t\n      compression: zstd\n      compression_level: 23\n    - location: /x/u\n      compression: snappy\n      compression_level: 3\n    - location: /x/v\n      compression: gzip\n      compression_level: 9\n    - location: /x/w\n";
+        let errs = parse("c.yaml", text, &env).unwrap_err();
+        let shown = errs.to_string();
+        assert_eq!(errs.errors.len(), 2, "{shown}");
+        assert!(shown.contains("c.yaml:6:26: compaction.tables[0].compression_level: zstd level 23 is out of range: 1 to 22"), "{shown}");
+        assert!(shown.contains("c.yaml:9:26: compaction.tables[1].compression_level: `snappy` has no levels"), "{shown}");
+        let fixed = text.replace("compression_level: 23", "compression_level: 3").replace("      compression: snappy\n      compression_level: 3\n", "      compression: lz4_raw\n");
+        let c = parse("c.yaml", &fixed, &env).unwrap();
+        let codecs: Vec<_> = c.compaction.tables.iter().map(|t| (t.compression, t.compression_level)).collect();
+        assert_eq!(codecs, [(CompactionCodec::Zstd, Some(3)), (CompactionCodec::Lz4Raw, None), (CompactionCodec::Gzip, Some(9)), (CompactionCodec::Snappy, None)]);
+        let unknown = parse("c.yaml", &text.replace("compression: zstd", "compression: brotli"), &env).unwrap_err().to_string();
+        assert!(unknown.contains("c.yaml:5:20: compaction.tables[0].compression: unknown variant \"brotli\", expected one of `snappy`, `zstd`"), "{unknown}");
+    }
+
+    #[test]
     fn hive_format_needs_a_catalog_and_partition_commit_needs_event_time() {
         let text = "storage: {warehouse: /x}\nkafka: {brokers: b:1}\npipelines:\n  - name: p\n    source: {topics: [t]}\n    table:\n      name: t\n      format: hive\n      hive:\n        staging_retention_secs: 5\n        partition_commit: {delay_secs: 60, late_events: dead_letter}\n";
         let errs = parse("c.yaml", text, &env).unwrap_err();

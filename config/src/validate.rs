@@ -321,6 +321,13 @@ fn check_compaction(config: &Config, at: &[PathSegment], out: &mut Vec<Problem>)
         if t.min_files_per_bin < 2 {
             out.push((key(&tat, "min_files_per_bin"), "must be at least 2: a bin of one file would rewrite it for nothing".into()));
         }
+        match (t.compression, t.compression_level) {
+            (_, None) => {}
+            (crate::CompactionCodec::Zstd, Some(1..=22)) | (crate::CompactionCodec::Gzip, Some(0..=10)) => {}
+            (crate::CompactionCodec::Zstd, Some(l)) => out.push((key(&tat, "compression_level"), format!("zstd level {l} is out of range: 1 to 22"))),
+            (crate::CompactionCodec::Gzip, Some(l)) => out.push((key(&tat, "compression_level"), format!("gzip level {l} is out of range: 0 to 10"))),
+            (c, Some(_)) => out.push((key(&tat, "compression_level"), format!("`{}` has no levels: set `compression: zstd` or `gzip`, or remove the level", serde_json::to_value(c).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()))),
+        }
         let v = &t.vacuum;
         if v.retention_hours < SAFE_VACUUM_RETENTION_HOURS && !v.force {
             out.push((
