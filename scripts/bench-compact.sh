@@ -61,6 +61,17 @@ echo "    $NFILES files, $BYTES bytes" >&2
 for t in inlet inlet-zstd peer; do cp -r "$WORK/base" "$WORK/$t"; done
 sync
 
+# Runs a command with its wall time, peak RSS and stderr recorded under
+# $WORK/NAME.{time,rss,log}.
+timed() {
+  local name=$1; shift
+  local s e
+  s=$(date +%s.%N)
+  /usr/bin/time -f "%M" -o "$WORK/$name.rss" "$@" 2> "$WORK/$name.log" >&2 || { tail -20 "$WORK/$name.log"; exit 1; }
+  e=$(date +%s.%N)
+  echo "$s $e" > "$WORK/$name.time"
+}
+
 # inlet twice: with its default codec (snappy, what ingest writes) and with
 # zstd, the peer's default codec, on a fresh copy each.
 for codec in snappy zstd; do
@@ -80,34 +91,22 @@ compaction:
       compression: $codec
 YAML
   echo "==> inlet compact ($codec)" >&2
-  S=$(date +%s.%N)
-  /usr/bin/time -f "%M" -o "$WORK/$t.rss" "$T/inlet" compact --config "$WORK/$t.yaml" --table "$WORK/$t" 2> "$WORK/$t.log" >&2 || { tail -20 "$WORK/$t.log"; exit 1; }
-  E=$(date +%s.%N)
-  echo "$S $E" > "$WORK/$t.time"
+  timed "$t" "$T/inlet" compact --config "$WORK/$t.yaml" --table "$WORK/$t"
 done
 
-echo "==> Python deltalake optimize.compact() (its defaults: ZSTD level 4)" >&2
-S=$(date +%s.%N)
-/usr/bin/time -f "%M" -o "$WORK/peer.rss" "$PY" -c "
-import sys
-from deltalake import DeltaTable
-m = DeltaTable(sys.argv[1]).optimize.compact(target_size=134217728)
+# The peer twice: its defaults (ZSTD level 4), then snappy (inlet's codec).
+PEER='
+import os, sys
+from deltalake import DeltaTable, WriterProperties
+wp = None if sys.argv[2] == "default" else WriterProperties(compression=sys.argv[2])
+m = DeltaTable(sys.argv[1]).optimize.compact(target_size=134217728, writer_properties=wp)
 print(m, file=sys.stderr)
-import os; sys.stderr.flush(); os._exit(0)" "$WORK/peer" 2> "$WORK/peer.log"
-E=$(date +%s.%N)
-echo "$S $E" > "$WORK/peer.time"
-
+sys.stderr.flush(); os._exit(0)'
+echo "==> Python deltalake optimize.compact() (its defaults: ZSTD level 4)" >&2
+timed peer "$PY" -c "$PEER" "$WORK/peer" default
 echo "==> Python deltalake optimize.compact() with snappy (inlet's codec)" >&2
 cp -r "$WORK/base" "$WORK/peer2"; sync
-S=$(date +%s.%N)
-/usr/bin/time -f "%M" -o "$WORK/peer2.rss" "$PY" -c "
-import sys
-from deltalake import DeltaTable, WriterProperties
-m = DeltaTable(sys.argv[1]).optimize.compact(target_size=134217728, writer_properties=WriterProperties(compression='SNAPPY'))
-print(m, file=sys.stderr)
-import os; sys.stderr.flush(); os._exit(0)" "$WORK/peer2" 2> "$WORK/peer2.log"
-E=$(date +%s.%N)
-echo "$S $E" > "$WORK/peer2.time"
+timed peer2 "$PY" -c "$PEER" "$WORK/peer2" SNAPPY
 
 for t in inlet inlet-zstd peer peer2; do
   "$PY" tests/support/delta_read.py "$WORK/$t" > "$WORK/$t.read"

@@ -21,9 +21,14 @@ TOPIC="bench_$(date +%s)"
 echo "==> producing $N events (~250 bytes) to $TOPIC (4 partitions)" >&2
 "$T/inlet" sample-events --brokers "$INLET_TEST_BROKERS" --topic "$TOPIC" --partitions 4 --count "$N" >&2
 
-cat > "$WORK/bench.yaml" <<YAML
+# Writes $WORK/NAME.yaml: one pipeline NAME reading $TOPIC into the table
+# bench.TABLE, with TABLE_EXTRA inside its `table:` and TOP_EXTRA at the top.
+ingest_config() {
+  local name=$1 table=$2 table_extra=$3 top_extra=$4
+  cat > "$WORK/$name.yaml" <<YAML
 storage:
   warehouse: $WORK/warehouse
+$top_extra
 kafka:
   brokers: $INLET_TEST_BROKERS
   properties:
@@ -31,11 +36,14 @@ kafka:
     heartbeat.interval.ms: "500"
     max.poll.interval.ms: "60000"
 pipelines:
-  - name: bench
-    source: {topics: [$TOPIC], group_id: "bench-$TOPIC"}
-    table: {database: bench, name: events}
+  - name: $name
+    source: {topics: [$TOPIC], group_id: "$name-$TOPIC"}
+    table: {database: bench, name: $table$table_extra}
     flush: {max_latency_ms: 10000}
 YAML
+}
+ingest_config bench events "" ""
+ingest_config bench_hive events_hive ", format: hive" "catalog: {database_url: \"sqlite://$WORK/catalog.db\"}"
 
 echo "==> bare consumer" >&2
 BARE=$("$T/examples/bare_consumer" "$INLET_TEST_BROKERS" "$TOPIC")
@@ -48,25 +56,8 @@ END=$(date +%s.%N)
 ROWS=$(python3 tests/support/delta_read.py "$WORK/warehouse/bench.db/events" | python3 -c 'import json,sys; print(json.load(sys.stdin)["rows"])')
 
 echo "==> inlet ingest --until-caught-up, format: hive" >&2
-cat > "$WORK/hive.yaml" <<YAML
-storage:
-  warehouse: $WORK/warehouse
-catalog:
-  database_url: sqlite://$WORK/catalog.db
-kafka:
-  brokers: $INLET_TEST_BROKERS
-  properties:
-    session.timeout.ms: "6000"
-    heartbeat.interval.ms: "500"
-    max.poll.interval.ms: "60000"
-pipelines:
-  - name: bench_hive
-    source: {topics: [$TOPIC], group_id: "bench-hive-$TOPIC"}
-    table: {database: bench, name: events_hive, format: hive}
-    flush: {max_latency_ms: 10000}
-YAML
 HSTART=$(date +%s.%N)
-/usr/bin/time -f "%M" -o "$WORK/hrss" "$T/inlet" ingest --config "$WORK/hive.yaml" --until-caught-up 2> "$WORK/hive.log" || { tail -20 "$WORK/hive.log"; exit 1; }
+/usr/bin/time -f "%M" -o "$WORK/hrss" "$T/inlet" ingest --config "$WORK/bench_hive.yaml" --until-caught-up 2> "$WORK/hive.log" || { tail -20 "$WORK/hive.log"; exit 1; }
 HEND=$(date +%s.%N)
 # What a Hive reader sees: Parquet files, hidden (`.`/`_`) names skipped.
 HROWS=$(python3 -c 'import sys, pyarrow.dataset as ds; print(ds.dataset(sys.argv[1], format="parquet", partitioning="hive").count_rows())' "$WORK/warehouse/bench.db/events_hive")

@@ -42,13 +42,13 @@ pub struct Policy {
     pub hive_grace_period: Duration,
 }
 
-/// The Parquet codec of a policy's `compression` and `compression_level`.
+/// The Parquet codec of a policy's `compression` and `compression_level`
+/// (config validation refuses a level on a codec without levels).
 fn compression(codec: CompactionCodec, level: Option<u32>) -> Result<Compression, String> {
-    let level_of = |name: &str| level.map(|_| Err(format!("`{name}` has no levels"))).unwrap_or(Ok(()));
     Ok(match codec {
-        CompactionCodec::Snappy => level_of("snappy").map(|_| Compression::SNAPPY)?,
-        CompactionCodec::Lz4Raw => level_of("lz4_raw").map(|_| Compression::LZ4_RAW)?,
-        CompactionCodec::Uncompressed => level_of("uncompressed").map(|_| Compression::UNCOMPRESSED)?,
+        CompactionCodec::Snappy => Compression::SNAPPY,
+        CompactionCodec::Lz4Raw => Compression::LZ4_RAW,
+        CompactionCodec::Uncompressed => Compression::UNCOMPRESSED,
         CompactionCodec::Zstd => Compression::ZSTD(ZstdLevel::try_new(level.unwrap_or(1) as i32).map_err(|e| format!("compression_level: {e}"))?),
         CompactionCodec::Gzip => Compression::GZIP(GzipLevel::try_new(level.unwrap_or(6)).map_err(|e| format!("compression_level: {e}"))?),
     })
