@@ -395,28 +395,25 @@ pub async fn rewrite_bin(store: Arc<dyn ObjectStore>, bin: Bin, options: &Rewrit
     let mut out = Output { writer, rows: 0, flush_at };
 
     let result: Result<(), BinFailure> = async {
-        if options.sort_by.is_empty() {
-            // Decoding runs in its own task, a batch ahead of encoding, so one
-            // rewrite keeps two cores busy (the last bins of a run otherwise
-            // leave a core idle) at the cost of one more decoded batch.
-            let (tx, mut rx) = tokio::sync::mpsc::channel(1);
-            let mut reader = AbortOnDrop(tokio::spawn(read_inputs(store.clone(), bin.files.clone(), options.file_schema.clone(), tx)));
-            while let Some(batch) = rx.recv().await {
-                let batch = batch.map_err(|(file, e): (String, String)| fail(Some(&file), e))?;
+        // Decoding (and conforming) runs in its own task, a batch ahead of
+        // encoding, so that the two overlap: with two rewrites on two cores
+        // CPU use went from 165-176% to 180-186% (docs/benchmarks.md).
+        let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+        let mut reader = AbortOnDrop(tokio::spawn(read_inputs(store.clone(), bin.files.clone(), options.file_schema.clone(), tx)));
+        // With `sort_by` the whole bin is gathered and sorted first.
+        let mut batches = Vec::new();
+        while let Some(batch) = rx.recv().await {
+            let batch = batch.map_err(|(file, e): (String, String)| fail(Some(&file), e))?;
+            if options.sort_by.is_empty() {
                 out.write(&batch).await.map_err(|e| fail(None, e))?;
+            } else {
+                batches.push(batch);
             }
-            // The channel also closes when the reader panicked: that must not
-            // pass for the end of the inputs.
-            (&mut reader.0).await.map_err(|e| fail(None, format!("reading the inputs failed: {e}")))?;
-        } else {
-            let mut batches = Vec::new();
-            for f in &bin.files {
-                let mut stream = open_input(&store, f).await.map_err(|e| fail(Some(&f.path), e))?;
-                while let Some(batch) = stream.next().await {
-                    let batch = batch.map_err(|e| fail(Some(&f.path), e.to_string()))?;
-                    batches.push(conform(&batch, &options.file_schema).map_err(|e| fail(Some(&f.path), e))?);
-                }
-            }
+        }
+        // The channel also closes when the reader panicked: that must not
+        // pass for the end of the inputs.
+        (&mut reader.0).await.map_err(|e| fail(None, format!("reading the inputs failed: {e}")))?;
+        if !options.sort_by.is_empty() {
             let all = concat_batches(&options.file_schema, &batches).map_err(|e| fail(None, e.to_string()))?;
             drop(batches);
             let sort: Vec<SortColumn> = options
